@@ -15,7 +15,8 @@ import enum
 import json
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_serializer
+from pydantic_core import PydanticCustomError
 from pydantic.alias_generators import to_camel
 
 __all__ = [
@@ -74,8 +75,25 @@ class SampleRate(enum.IntEnum):
 
 
 def Lenient[T](tp: type[T]) -> Any:  # noqa: N802 - reads like a type
-    """A field type that accepts the enum's wire value even in strict models."""
-    return Annotated[tp, Field(strict=False)]
+    """A field type that accepts the enum's wire value even in strict models.
+
+    Only the wire value's own JSON type is accepted: a string for a ``StrEnum`` and an integer
+    (not a bool, a float or a numeric string) for an ``IntEnum``. Pydantic's lax enum validation
+    alone would coerce ``"16000"`` and ``16000.0`` into ``SampleRate.HZ_16000``.
+    """
+    wire_type: type = int if issubclass(tp, int) else str
+
+    def same_json_type(value: Any) -> Any:
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, wire_type) or isinstance(value, bool):
+            allowed = ", ".join(repr(m.value) for m in tp)  # type: ignore[attr-defined]
+            raise PydanticCustomError(
+                "enum", "Input should be one of {allowed} (got a {got})", {"allowed": allowed, "got": type(value).__name__}
+            )
+        return value
+
+    return Annotated[tp, Field(strict=False), BeforeValidator(same_json_type)]
 
 
 class WireModel(BaseModel):
@@ -103,6 +121,18 @@ class OutputPart(WireModel):
     """A tolerant nested part of an output event (added keys are kept)."""
 
     model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _keep_null_extras(self, handler: Any) -> Any:
+        # ``to_dict`` drops ``None`` members (``exclude_none``), which is right for declared
+        # optional fields but would lose an *added* key the service sent as ``null``; keep those,
+        # so re-serialising an output event gives back what was received.
+        data = handler(self)
+        if isinstance(data, dict) and self.model_extra:
+            for key, value in self.model_extra.items():
+                if value is None and key not in data:
+                    data[key] = None
+        return data
 
 
 class _Event:

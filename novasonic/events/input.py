@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from .audio import b64_decoded_len, b64_to_pcm, pcm_to_b64
 from .base import (
@@ -55,6 +56,19 @@ __all__ = [
 ]
 
 Name = Annotated[str, Field(min_length=1)]
+
+
+def ExactInt(value: int) -> Any:  # noqa: N802 - reads like a type
+    """The JSON integer ``value`` and nothing else. ``Literal[16]`` alone lets ``16.0`` and (for
+    ``Literal[1]``) ``true`` through, because they compare equal to the integer."""
+
+    def check(v: Any) -> Any:
+        if type(v) is not int:
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": value})
+        return v
+
+    return Annotated[Literal[value], BeforeValidator(check)]  # type: ignore[valid-type]
+
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
@@ -101,8 +115,8 @@ class AudioOutputConfiguration(InputPart):
 
     media_type: Literal["audio/lpcm"] = "audio/lpcm"
     sample_rate_hertz: Lenient(SampleRate) = SampleRate.HZ_24000
-    sample_size_bits: Literal[16] = 16
-    channel_count: Literal[1] = 1
+    sample_size_bits: ExactInt(16) = 16
+    channel_count: ExactInt(1) = 1
     voice_id: str | None = None
     encoding: Literal["base64"] = "base64"
     audio_type: Literal["SPEECH"] = "SPEECH"
@@ -200,8 +214,8 @@ class TextInputConfiguration(InputPart):
 class AudioInputConfiguration(InputPart):
     media_type: Literal["audio/lpcm"] = "audio/lpcm"
     sample_rate_hertz: Lenient(SampleRate) = SampleRate.HZ_16000
-    sample_size_bits: Literal[16] = 16
-    channel_count: Literal[1] = 1
+    sample_size_bits: ExactInt(16) = 16
+    channel_count: ExactInt(1) = 1
     audio_type: Literal["SPEECH"] = "SPEECH"
     encoding: Literal["base64"] = "base64"
 

@@ -142,7 +142,7 @@ class OutputContentStart(_CompletionIds):
         except ValueError:
             return None
         stage = fields.get("generationStage") if isinstance(fields, dict) else None
-        if stage is None:
+        if not isinstance(stage, str):
             return None
         try:
             return GenerationStage(stage)

@@ -2,6 +2,10 @@
 
 Accepted shapes: ``{"event": {"<name>": {...}}}`` (the wire form). ``parse_output`` also accepts
 the bare ``{"<name>": {...}}`` form that capture logs use (shared/captures).
+
+Keys are matched by their wire (camelCase) names only: ``prompt_name`` is an unknown field of an
+input event (the service would reject it) and an added key of an output event, even though the
+models accept the snake_case names when built from Python.
 """
 
 from __future__ import annotations
@@ -82,7 +86,7 @@ def parse_input(data: Data) -> InputEvent:
     if not isinstance(payload, Mapping):
         raise EventValidationError(name, [(f"event.{name}", "must be a JSON object")])
     try:
-        return cls.model_validate(payload)
+        return cls.model_validate(payload, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise EventValidationError(name, _errors(exc, name)) from None
 
@@ -101,6 +105,6 @@ def parse_output(data: Data) -> OutputEvent:
             raise EventValidationError(name, [(f"event.{name}", "must be a JSON object")])
         return UnknownOutputEvent(name=name, payload=payload if isinstance(payload, Mapping) else {"value": payload})
     try:
-        return cls.model_validate(payload)
+        return cls.model_validate(payload, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise EventValidationError(name, _errors(exc, name)) from None

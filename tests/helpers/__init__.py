@@ -1,0 +1,1 @@
+"""Shared test helpers (client builders, factories); imported as ``tests.helpers.<module>``."""
