@@ -26,7 +26,7 @@ from .config import ServerConfig
 from .faults import Fault, FaultPlan
 from .handler import StreamHandler
 from .journal import Journal
-from .responders import Responder, Script, ScriptedResponder
+from .responders.base import Responder
 from .server import FakeServerCore
 from .tls import TlsMaterial, generate_tls, load_tls
 
@@ -47,7 +47,7 @@ class FakeNovaSonic:
         self,
         *,
         responder: Responder | None = None,
-        script: Script | None = None,
+        script: Any = None,
         faults: list[str | Fault] | tuple[str | Fault, ...] = (),
         config: ServerConfig | None = None,
         tls: tuple[str, str, str] | None = None,
@@ -60,7 +60,11 @@ class FakeNovaSonic:
         self.clock = ScaledClock(cfg.speed)
         self.journal = Journal(max_streams=cfg.max_journal_streams, keep_audio=cfg.keep_audio)
         self.faults = FaultPlan([Fault.parse(f) if isinstance(f, str) else f for f in faults])
-        self.responder: Responder = responder or ScriptedResponder(script)
+        if responder is None:
+            from .responders.scripted import ScriptedResponder
+
+            responder = ScriptedResponder(script)
+        self.responder: Responder = responder
         self._tls_arg = tls
         self._tmpdir: str | None = None
         self.tls: TlsMaterial | None = None

@@ -27,6 +27,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 from h2.windows import LARGEST_FLOW_CONTROL_WINDOW
 
+from .http_errors import send_http_error
 from .stream import ConnectionLost, Handler, Request, ServerStream, StreamClosed, StreamReset
 
 __all__ = ["H2ServerConnection", "STREAM_WINDOW", "READ_SIZE"]
@@ -43,6 +44,7 @@ READ_SIZE = 64 * 1024
 #: Header list limit we advertise (SETTINGS_MAX_HEADER_LIST_SIZE).
 MAX_HEADER_LIST_SIZE = 64 * 1024
 
+_HANDLER_FAILED = "The fake server's stream handler failed; see the server log."
 _HTTP1_REFUSAL = (
     b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\nconnection: close\r\n"
     b"content-length: 64\r\n\r\nThis fake Bedrock endpoint speaks HTTP/2 only (TLS ALPN \"h2\").\n"
@@ -84,6 +86,7 @@ class H2ServerConnection:
         self._window_waiters: set[int] = set()
         self._lost: ConnectionLost | None = None
         self._closing = False
+        self._initiated = False  # our SETTINGS went out; before that no frame may be sent
         self.goaway_sent = False
 
     def __repr__(self) -> str:
@@ -103,10 +106,11 @@ class H2ServerConnection:
             if first is None:
                 return
             self._h2.initiate_connection()
+            self._initiated = True
             self._h2.increment_flow_control_window(LARGEST_FLOW_CONTROL_WINDOW - self._h2.inbound_flow_control_window)
             self._flush()
             data = first
-            while data and not self._closing:
+            while not self._closing:
                 try:
                     events = self._h2.receive_data(data)
                 except h2.exceptions.ProtocolError as exc:
@@ -120,9 +124,9 @@ class H2ServerConnection:
                 if self._closing:
                     break
                 data = await self._reader.read(READ_SIZE)
-            else:
                 if not data:
-                    reason = "client closed the connection"
+                    reason = "connection closed" if self._closing else "client closed the connection"
+                    break
         except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
             reason = f"connection error: {exc!r}"
             log.debug("connection %d: %s", self.connection_id, reason)
@@ -164,8 +168,7 @@ class H2ServerConnection:
             case h2.events.StreamReset():
                 stream = self._streams.get(event.stream_id)
                 if stream is not None and event.remote_reset:
-                    stream._feed_reset(event.error_code)
-                    self._release_buffered(stream)
+                    stream._feed_reset(event.error_code)  # buffered data is still readable
             case h2.events.WindowUpdated():
                 self._wake_window_waiters(event.stream_id)
             case h2.events.RemoteSettingsChanged():
@@ -179,6 +182,9 @@ class H2ServerConnection:
 
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         sid = event.stream_id
+        if self.goaway_sent:  # opened after our GOAWAY: refused, the client may retry elsewhere
+            self._h2.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            return
         pseudo: dict[str, str] = {}
         regular: list[tuple[str, str]] = []
         for name, value in event.headers or ():
@@ -199,7 +205,8 @@ class H2ServerConnection:
         if event.stream_ended is not None:
             stream._feed_eof()
         self._streams[sid] = stream
-        self._tasks[sid] = asyncio.create_task(self._run_handler(stream), name=f"fakeserver-c{self.connection_id}-s{sid}")
+        name = f"fakeserver-c{self.connection_id}-s{sid}"
+        self._tasks[sid] = asyncio.create_task(self._run_handler(stream), name=name)
 
     def _on_data(self, event: h2.events.DataReceived) -> None:
         sid = event.stream_id
@@ -221,7 +228,10 @@ class H2ServerConnection:
         except (StreamReset, ConnectionLost) as exc:
             log.debug("connection %d stream %d: handler stopped: %s", self.connection_id, sid, exc)
         except Exception:
-            log.exception("connection %d stream %d: handler failed (%s %s)", self.connection_id, sid, stream.request.method, stream.request.path)
+            log.exception(
+                "connection %d stream %d: handler failed (%s %s)",
+                self.connection_id, sid, stream.request.method, stream.request.path,
+            )
             await self._fail_stream(stream)
         else:
             await self._finish_stream(stream)
@@ -238,10 +248,8 @@ class H2ServerConnection:
         if self._lost is not None or stream.ended or stream.locally_reset or stream._reset_code is not None:
             return
         if not stream.headers_sent:
-            from .http_errors import send_http_error  # local: http_errors imports stream, not us
-
             try:
-                await send_http_error(stream, "InternalServerException", "The fake server's stream handler failed; see the server log.")
+                await send_http_error(stream, "InternalServerException", _HANDLER_FAILED)
                 return
             except Exception:  # the stream went away meanwhile; fall back to a reset
                 pass
@@ -249,11 +257,12 @@ class H2ServerConnection:
 
     async def _finish_stream(self, stream: ServerStream) -> None:
         """A handler returned: complete whatever it left open."""
+        sid = stream.stream_id
         if self._lost is not None or stream.ended or stream.locally_reset or stream._reset_code is not None:
             return
         try:
             if not stream.headers_sent:
-                log.error("connection %d stream %d: handler returned without answering", self.connection_id, stream.stream_id)
+                log.error("connection %d stream %d: handler returned without answering", self.connection_id, sid)
                 await self._fail_stream(stream)
             else:
                 await stream.end()
@@ -265,13 +274,24 @@ class H2ServerConnection:
     def stream_send_headers(self, stream: ServerStream, headers: list[tuple[str, str]], end_stream: bool) -> None:
         try:
             self._h2.send_headers(stream.stream_id, headers, end_stream=end_stream)
-        except h2.exceptions.ProtocolError as exc:
+        except h2.exceptions.StreamClosedError as exc:
             raise self._send_error(stream, exc) from exc
+        except h2.exceptions.ProtocolError as exc:  # invalid headers (e.g. upper-case names): a handler bug
+            if self._lost is not None:
+                raise self._lost from exc
+            raise ValueError(f"stream {stream.stream_id}: h2 refused the response headers: {exc}") from exc
         stream.headers_sent = True
         stream.ended = end_stream
         self._flush()
 
     async def stream_send_data(self, stream: ServerStream, data: bytes, end_stream: bool) -> None:
+        if not data and not end_stream:
+            return
+        async with stream._send_lock:  # an event-stream message split over frames must not interleave
+            await self._send_data_locked(stream, data, end_stream)
+        await self.drain()
+
+    async def _send_data_locked(self, stream: ServerStream, data: bytes, end_stream: bool) -> None:
         sid = stream.stream_id
         view = memoryview(data)
         while True:
@@ -292,7 +312,6 @@ class H2ServerConnection:
             self._flush()
             if last:
                 break
-        await self.drain()
 
     async def _wait_for_window(self, stream: ServerStream) -> None:
         stream._window.clear()
@@ -303,11 +322,11 @@ class H2ServerConnection:
             self._window_waiters.discard(stream.stream_id)
 
     def _wake_window_waiters(self, stream_id: int) -> None:
-        if stream_id == 0:
-            for sid in self._window_waiters:
-                self._streams[sid]._window.set()
-        elif stream_id in self._window_waiters:
-            self._streams[stream_id]._window.set()
+        waiting = self._window_waiters if stream_id == 0 else self._window_waiters & {stream_id}
+        for sid in waiting:
+            stream = self._streams.get(sid)
+            if stream is not None:
+                stream._window.set()
 
     def _send_error(self, stream: ServerStream, exc: Exception) -> Exception:
         """Map an h2 refusal to send into the handler-facing error."""
@@ -362,7 +381,7 @@ class H2ServerConnection:
 
     def send_goaway(self, error_code: int = 0) -> None:
         """Send GOAWAY but keep serving the streams already open (graceful shutdown)."""
-        if self.goaway_sent or self._lost is not None:
+        if self.goaway_sent or self._lost is not None or not self._initiated:
             return
         self.goaway_sent = True
         try:

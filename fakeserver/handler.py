@@ -74,9 +74,9 @@ class StreamHandler:
     ) -> None:
         self.config = config
         self.responder = responder
-        self.clock = clock or ScaledClock(config.speed)
-        self.journal = journal or Journal(max_streams=config.max_journal_streams, keep_audio=config.keep_audio)
-        self.faults = faults or FaultPlan()
+        self.clock = clock if clock is not None else ScaledClock(config.speed)
+        self.journal = journal if journal is not None else Journal(max_streams=config.max_journal_streams, keep_audio=config.keep_audio)
+        self.faults = faults if faults is not None else FaultPlan()
         self.active_per_key: Counter[str] = Counter()
         self.sessions: set[StreamSession] = set()
         self._stream_log = logging.getLogger("fakeserver.streams")

@@ -67,7 +67,9 @@ def _table(*types: HttpErrorType) -> MappingProxyType[str, HttpErrorType]:
 #: Every HTTP-level error, by type name. Texts of the AWS-wide auth errors are AWS's usual ones.
 HTTP_ERRORS = _table(
     HttpErrorType("ValidationException", 400),
-    HttpErrorType("AccessDeniedException", 403, default_message="You don't have access to the model with the specified model ID."),
+    HttpErrorType(
+        "AccessDeniedException", 403, default_message="You don't have access to the model with the specified model ID."
+    ),
     HttpErrorType("ResourceNotFoundException", 404),
     HttpErrorType("ModelTimeoutException", 408),
     HttpErrorType("ThrottlingException", 429, default_message="Too many requests, please wait before trying again."),
@@ -87,6 +89,10 @@ HTTP_ERRORS = _table(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
         ),
+    ),
+    HttpErrorType(
+        "UnknownOperationException", 404, CORAL_NAMESPACE, modeled=False,
+        default_message="The requested operation is not supported by this service.",
     ),
     HttpErrorType(
         "ExpiredTokenException", 403, CORAL_NAMESPACE, modeled=False,

@@ -101,6 +101,7 @@ class ServerStream:
         "_chunks",
         "_readable",
         "_window",
+        "_send_lock",
         "_eof",
         "_reset_code",
         "_lost",
@@ -117,6 +118,7 @@ class ServerStream:
         self._chunks: deque[tuple[bytes, int]] = deque()
         self._readable = asyncio.Event()
         self._window = asyncio.Event()
+        self._send_lock = asyncio.Lock()
         self._eof = False
         self._reset_code: int | None = None
         self._lost: ConnectionLost | None = None
@@ -159,7 +161,9 @@ class ServerStream:
         """True once the client sent END_STREAM (buffered data may still be unread)."""
         return self._eof
 
-    async def send_headers(self, status: int, headers: list[tuple[str, str]] | None = None, end_stream: bool = False) -> None:
+    async def send_headers(
+        self, status: int, headers: list[tuple[str, str]] | None = None, end_stream: bool = False
+    ) -> None:
         """Send the response head (``:status`` is added). Names must be lower-case."""
         if self.headers_sent:
             raise StreamClosed(f"stream {self.stream_id}: response headers already sent")

@@ -9,14 +9,20 @@ How the stock client trusts the CA
 ----------------------------------
 awscrt (``smithy_http.aio.crt.AWSCRTHTTPClient``) builds its TLS context with the default trust
 store (``ClientTlsContext(TlsContextOptions())``). Its libcrypto (aws-lc) honours the
-``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` environment variables, **read when a client TLS context is
-created**: ``AWSCRTHTTPClient.__init__`` and also ``AWSCRTHTTPClient.__deepcopy__`` (the SDK client
-deep-copies its config, hence the transport, on first use). So set ``SSL_CERT_FILE`` in
-``os.environ`` before the client's first operation; changing it later does not affect existing
-transports. :func:`client_ssl_env` gives the mapping to merge into ``os.environ`` or a child
-process environment. ``SSL_CERT_FILE`` *replaces* the system trust store for that process's
-later contexts (and Python's ``ssl.create_default_context()`` honours it too), which is what a test
-against a fake server wants.
+``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` environment variables, **read when that client TLS context is
+created, i.e. in** ``AWSCRTHTTPClient()``. Each context keeps the trust it was built with: setting
+the variable after the transport exists has no effect (the TLS handshake then fails — slowly:
+awscrt hangs for a long time instead of failing fast), and unsetting it later does not break a
+transport built while it was set. The SDK deep-copies its config on first use but shares the
+transport object (``AsyncAwsConfig.__deepcopy__`` memoises it), so no second context is built.
+(``AWSCRTHTTPClient.__deepcopy__`` *would* build a new context, reading the variable again.)
+tests/integration/test_server_core.py pins the "unset later still works" half; the "set too late
+fails" half was checked by hand (it only fails after a long hang, too slow for the suite).
+
+So: merge :func:`client_ssl_env` into ``os.environ`` (or a child process's environment) before
+constructing ``AWSCRTHTTPClient()``. ``SSL_CERT_FILE`` *replaces* the system trust store for the
+contexts built while it is set (Python's ``ssl.create_default_context()`` honours it too), which is
+what a test against a fake server wants.
 """
 
 from __future__ import annotations
@@ -119,7 +125,7 @@ def client_ssl_context(ca_file: str | os.PathLike[str], alpn: tuple[str, ...] = 
 def client_ssl_env(ca_file: str | os.PathLike[str]) -> dict[str, str]:
     """Environment that makes awscrt (and Python's default ssl contexts) trust ``ca_file``.
 
-    Merge it into ``os.environ`` *before* the stock SDK client makes its first call (awscrt reads
-    it when the transport's TLS context is created), or into a child process's environment.
+    Merge it into ``os.environ`` *before* ``AWSCRTHTTPClient()`` is constructed (awscrt reads it
+    when the transport's TLS context is created), or into a child process's environment.
     """
     return {"SSL_CERT_FILE": os.fspath(ca_file)}

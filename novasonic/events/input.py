@@ -69,6 +69,7 @@ def ExactInt(value: int) -> Any:  # noqa: N802 - reads like a type
 
     return Annotated[Literal[value], BeforeValidator(check)]  # type: ignore[valid-type]
 
+
 Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 

@@ -14,6 +14,8 @@ import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import h2.config
+import h2.connection
 import pytest
 from aws_sdk_bedrock_runtime import models
 from smithy_aws_event_stream.events import Event, EventMessage
@@ -22,7 +24,7 @@ from smithy_core.aio.interfaces.eventstream import EventReceiver
 
 from fakeserver.http_errors import HTTP_ERRORS, send_http_error
 from fakeserver.server import FakeServerCore, NonLoopbackBindError
-from fakeserver.stream import ServerStream
+from fakeserver.stream import ServerStream, StreamReset
 from fakeserver.tls import TlsMaterial, client_ssl_context, client_ssl_env, generate_tls
 from tests.helpers.sdk import input_chunk, make_client, open_stream
 
@@ -164,7 +166,7 @@ async def test_unmodeled_auth_error_raises_call_error(tls: TlsMaterial, error_ty
     assert type(info.value) is CallError
     assert info.value.message == (
         "Unknown error for operation com.amazonaws.bedrockruntime#InvokeModelWithBidirectionalStream"
-        f" - status: 403 - id: com.amazonaws.bedrockruntime#{error_type}"
+        f" - status: {HTTP_ERRORS[error_type].status} - id: com.amazonaws.bedrockruntime#{error_type}"
     )
     assert info.value.fault == "client"
 
@@ -172,6 +174,26 @@ async def test_unmodeled_auth_error_raises_call_error(tls: TlsMaterial, error_ty
 def test_unknown_http_error_type_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown HTTP error type 'Nope'"):
         asyncio.run(send_http_error(None, "Nope"))  # type: ignore[arg-type]
+
+
+async def test_ssl_cert_file_is_read_when_the_transport_is_built(
+    tls: TlsMaterial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """awscrt reads SSL_CERT_FILE in AWSCRTHTTPClient(); the SDK shares that transport across its
+    config copies, so removing the variable afterwards changes nothing."""
+
+    async def handler(stream: ServerStream) -> None:
+        await send_http_error(stream, "ValidationException", "trusted")
+
+    async with serving(tls, handler) as core:
+        client = await make_client(core.endpoint, REGION, AKID, SECRET, ca_file=tls.ca_file)
+        monkeypatch.delenv("SSL_CERT_FILE")
+        try:
+            stream = await open_stream(client)
+            with pytest.raises(models.ValidationException, match="trusted"):
+                await asyncio.wait_for(stream.await_output(), TIMEOUT)
+        finally:
+            await client.close()
 
 
 # ---------------------------------------------------------------------------- raw duplex
@@ -312,38 +334,39 @@ async def test_abrupt_connection_drop_ends_client_output_with_none(tls: TlsMater
     assert after == [None] and works
 
 
-async def test_client_reset_reaches_handler(tls: TlsMaterial) -> None:
-    """Cancelling the SDK's output/close paths is not a reset; a raw h2 client RST_STREAM is."""
-    import h2.connection
-    import h2.config
-
-    outcome: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+async def test_client_reset_reaches_handler_after_buffered_data(tls: TlsMaterial) -> None:
+    """The SDK never resets on its own; a raw h2 client's RST_STREAM reaches the handler as
+    StreamReset, after the data that arrived before it."""
+    go = asyncio.Event()
+    outcome: list[object] = []
 
     async def handler(stream: ServerStream) -> None:
+        await go.wait()  # let DATA and RST_STREAM both arrive before reading
+        outcome.append(await stream.receive())
         try:
             await stream.receive()
-            await stream.receive()
-        except BaseException as exc:
-            outcome.set_result(exc)
-            raise
+        except StreamReset as exc:
+            outcome.append(exc)
 
     async with serving(tls, handler) as core:
-        reader, writer = await asyncio.open_connection(
+        _, writer = await asyncio.open_connection(
             "127.0.0.1", core.port, ssl=client_ssl_context(tls.ca_file), server_hostname="localhost"
         )
         conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
         conn.initiate_connection()
         conn.send_headers(1, [(":method", "POST"), (":path", "/x"), (":scheme", "https"), (":authority", "localhost")])
         conn.send_data(1, b"hello")
-        writer.write(conn.data_to_send())
-        await asyncio.sleep(0.1)
         conn.reset_stream(1, 8)
         writer.write(conn.data_to_send())
-        exc = await asyncio.wait_for(outcome, TIMEOUT)
+        await asyncio.sleep(0.2)
+        go.set()
+        for _ in range(100):
+            if len(outcome) == 2:
+                break
+            await asyncio.sleep(0.05)
         writer.close()
-    from fakeserver.stream import StreamReset
-
-    assert isinstance(exc, StreamReset) and exc.error_code == 8
+    assert outcome[0] == b"hello"
+    assert isinstance(outcome[1], StreamReset) and outcome[1].error_code == 8
 
 
 # ---------------------------------------------------------------------------- isolation
@@ -365,11 +388,9 @@ async def test_handler_errors_stay_in_their_stream(tls: TlsMaterial, caplog: pyt
         await read_all(stream)
         await stream.end()
 
-    async def run(kind: bytes, close_input: bool) -> object:
+    async def run(kind: bytes) -> object:
         stream = await open_stream(client)
         await stream.input_stream.send(input_chunk(kind))
-        if close_input:
-            await stream.input_stream.close()
         try:
             _, receiver = await asyncio.wait_for(stream.await_output(), TIMEOUT)
             return await receive_all(receiver)
@@ -383,9 +404,9 @@ async def test_handler_errors_stay_in_their_stream(tls: TlsMaterial, caplog: pyt
         await healthy.input_stream.send(input_chunk(b"healthy"))
         _, healthy_output = await asyncio.wait_for(healthy.await_output(), TIMEOUT)
         before, silent, after = await asyncio.gather(
-            run(b"raise-before-headers", False),
-            run(b"return-silently", False),
-            run(b"raise-after-headers", False),
+            run(b"raise-before-headers"),
+            run(b"return-silently"),
+            run(b"raise-after-headers"),
         )
         assert len(core.connections) == 1
         await healthy.input_stream.close()
@@ -498,6 +519,9 @@ async def test_close_cancels_open_handlers_and_ends_client_streams(tls: TlsMater
 
     core = FakeServerCore(ssl_context=tls.server_context(), handler=handler)
     await core.start()
+    idle_reader, idle_writer = await asyncio.open_connection(  # TLS up, never sends a byte
+        "127.0.0.1", core.port, ssl=client_ssl_context(tls.ca_file), server_hostname="localhost"
+    )
     async with sdk_client(core) as client:
         stream = await open_stream(client)
         await stream.input_stream.send(input_chunk(b"{}"))
@@ -507,6 +531,8 @@ async def test_close_cancels_open_handlers_and_ends_client_streams(tls: TlsMater
         assert cancelled.is_set()
         assert await asyncio.wait_for(receiver.receive(), TIMEOUT) is None
         assert core.connections == []
+        assert await asyncio.wait_for(idle_reader.read(), TIMEOUT) == b""  # closed, nothing sent
+    idle_writer.close()
 
 
 # ---------------------------------------------------------------------------- binding

@@ -877,6 +877,12 @@ def test_validation_error_does_not_echo_audio() -> None:
 
 # --- hypothesis: generated valid events round-trip ----------------------------------------------------
 
+def model(cls: type, **fields: st.SearchStrategy) -> st.SearchStrategy:
+    """Like ``st.builds`` for a pydantic model, by field name only (``st.builds`` would also fill the
+    camelCase alias parameters of the model's signature)."""
+    return st.fixed_dictionaries(fields).map(lambda kw: cls(**kw))
+
+
 names = st.text(min_size=1, max_size=40)
 texts = st.text(max_size=200)
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -896,7 +902,7 @@ schemas = st.fixed_dictionaries(
                                    max_size=3)}
 )
 
-inference = st.builds(
+inference = model(
     InferenceConfiguration,
     max_tokens=st.none() | st.integers(min_value=1, max_value=100_000),
     top_p=st.none() | unit,
@@ -948,16 +954,16 @@ input_events = st.one_of(
     session_starts(),
     prompt_starts(),
     content_starts,
-    st.builds(TextInput, prompt_name=names, content_name=names, content=texts),
+    model(TextInput, prompt_name=names, content_name=names, content=texts),
     st.builds(AudioInput.from_pcm, names, names, st.binary(max_size=512)),
-    st.builds(ToolResult, prompt_name=names, content_name=names, content=json_object_strings),
-    st.builds(ContentEnd, prompt_name=names, content_name=names),
-    st.builds(PromptEnd, prompt_name=names),
+    model(ToolResult, prompt_name=names, content_name=names, content=json_object_strings),
+    model(ContentEnd, prompt_name=names, content_name=names),
+    model(PromptEnd, prompt_name=names),
     st.just(SessionEnd()),
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(input_events)
 def test_hypothesis_input_round_trip(event: InputEvent) -> None:
     raw = event.to_json()
@@ -975,8 +981,8 @@ stops = st.sampled_from(list(StopReason)) | st.from_regex(r"[A-Z_]{1,12}", fullm
 roles_out = st.sampled_from(list(Role)) | st.from_regex(r"[A-Z]{1,8}", fullmatch=True)
 types_out = st.sampled_from(list(ContentType)) | st.from_regex(r"[A-Z]{1,8}", fullmatch=True)
 offsets = st.integers(min_value=0, max_value=10**7)
-counts = st.builds(ev.TokenCounts, speech_tokens=offsets, text_tokens=offsets)
-directions = st.builds(ev.UsageDirection, input=counts, output=counts)
+counts = model(ev.TokenCounts, speech_tokens=offsets, text_tokens=offsets)
+directions = model(ev.UsageDirection, input=counts, output=counts)
 
 
 @st.composite
@@ -1037,7 +1043,7 @@ def output_events(draw: st.DrawFn) -> OutputEvent:
     return UnknownOutputEvent(name=name, payload=draw(st.dictionaries(st.text(max_size=8), json_values, max_size=4)))
 
 
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 @given(output_events())
 def test_hypothesis_output_round_trip(event: OutputEvent) -> None:
     raw = event.to_json()
@@ -1059,3 +1065,8 @@ def test_float_json_round_trip_is_exact() -> None:
     for value in (0.1, 0.7, 0.9, 1e-300, 0.30000000000000004):
         assert json.loads(json.dumps(value)) == value
     assert not math.isnan(json.loads(json.dumps(0.5)))
+
+
+def test_samples_cover_every_event_type() -> None:
+    assert {cls for cls, _ in INPUT_SAMPLES.values()} == set(INPUT_EVENTS.values())
+    assert {cls for cls, _ in OUTPUT_SAMPLES.values()} == set(OUTPUT_EVENTS.values())
