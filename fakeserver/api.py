@@ -93,6 +93,8 @@ class FakeNovaSonic:
         return self
 
     async def close(self) -> None:
+        if self.handler is not None:
+            self.handler.shutting_down = True
         if self.core is not None:
             await self.core.close()
             self.core = None

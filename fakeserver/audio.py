@@ -71,7 +71,9 @@ def frame_rms(pcm: bytes) -> float:
     if n == 0:
         return 0.0
     samples = np.frombuffer(pcm, dtype="<i2", count=n).astype(np.float32)
-    return float(np.sqrt(np.mean(samples * samples)))
+    # == np.mean(samples * samples) bit for bit (np.mean is np.add.reduce then a division; its
+    # Python-level wrapper cost more than the arithmetic on a 32 ms frame).
+    return float(np.sqrt(np.add.reduce(samples * samples) / n))
 
 
 def pcm_samples(duration_ms: float, sample_rate: int) -> int:
@@ -204,7 +206,8 @@ class VoiceActivityDetector:
         n_windows = len(self._buf) // win
         if n_windows:
             frames = self._buf[: n_windows * win].astype(np.float64).reshape(n_windows, win)
-            rms = np.sqrt(np.mean(frames * frames, axis=1))
+            # == np.mean(frames * frames, axis=1) bit for bit, without np.mean's wrapper cost.
+            rms = np.sqrt(np.add.reduce(frames * frames, axis=1) / win)
             for value in rms:
                 start = self._t_ms
                 self._t_ms = start + win_ms

@@ -36,9 +36,19 @@ log = logging.getLogger("fakeserver.connection")
 
 #: Client preface every HTTP/2 connection starts with (RFC 9113 §3.4).
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-#: Per-stream receive window we advertise (SETTINGS_INITIAL_WINDOW_SIZE). The connection window is
-#: opened to the maximum; memory stays bounded by streams x this value since data is acked on read.
+#: Per-stream receive window. The connection window is opened to the maximum; memory stays
+#: bounded by streams x this value since data is acked on read.
+#:
+#: It is *not* advertised through SETTINGS_INITIAL_WINDOW_SIZE: a stream the client opens before
+#: our SETTINGS arrive starts at the protocol default (65,535), and awscrt does not always apply
+#: the SETTINGS delta to such a stream (seen with the stock SDK: the client stopped after exactly
+#: 65,535 bytes while h2 believed it had granted 256 KiB and waited for 128 KiB before sending a
+#: WINDOW_UPDATE — a deadlock for large audio frames). So SETTINGS keep the default, and each new
+#: stream gets an explicit WINDOW_UPDATE raising it to this value: the same on both sides whatever
+#: the order of SETTINGS and HEADERS.
 STREAM_WINDOW = 256 * 1024
+#: The HTTP/2 default initial stream window (RFC 9113 §6.5.2), which SETTINGS leave unchanged.
+DEFAULT_STREAM_WINDOW = 65_535
 #: Bytes read from the socket per call.
 READ_SIZE = 64 * 1024
 #: Header list limit we advertise (SETTINGS_MAX_HEADER_LIST_SIZE).
@@ -78,7 +88,6 @@ class H2ServerConnection:
             initial_values={
                 h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
             },
         )
         self._streams: dict[int, ServerStream] = {}
@@ -204,6 +213,11 @@ class H2ServerConnection:
         stream = ServerStream(self, request, self.connection_id, sid)
         if event.stream_ended is not None:
             stream._feed_eof()
+        else:
+            try:  # see STREAM_WINDOW: grant the window explicitly, not through SETTINGS
+                self._h2.increment_flow_control_window(STREAM_WINDOW - DEFAULT_STREAM_WINDOW, stream_id=sid)
+            except h2.exceptions.ProtocolError:
+                pass
         self._streams[sid] = stream
         name = f"fakeserver-c{self.connection_id}-s{sid}"
         self._tasks[sid] = asyncio.create_task(self._run_handler(stream), name=name)

@@ -3,7 +3,7 @@
 A :class:`Fault` pairs a *trigger* (when) with an *action* (what), optionally limited to some
 streams (``streams={0}`` = only the first stream the server sees — handy for "fail, then the
 client's restart succeeds"). A :class:`FaultPlan` is a list of faults; each fires at most
-``times`` times (default once) across the server.
+``times`` times (default once; 0 = no limit) across the server, and at most once per stream.
 
 Triggers
     ``open``                     before the response headers (HTTP-level faults, header delay)
@@ -169,7 +169,8 @@ class Fault:
     streams: frozenset[int] | None = None
     """Stream indexes (server-wide order, from 0) the fault applies to; None = every stream."""
     times: int = 1
-    """How many times the fault may fire across the server (0 = unlimited)."""
+    """How many times the fault may fire across the server (0 = unlimited). Within one stream a
+    fault fires at most once: its trigger names a single point of the stream."""
 
     def __post_init__(self) -> None:
         if self.action.kind == "http" and self.trigger.kind != "open":

@@ -79,6 +79,9 @@ class StreamHandler:
         self.faults = faults if faults is not None else FaultPlan()
         self.active_per_key: Counter[str] = Counter()
         self.sessions: set[StreamSession] = set()
+        self.shutting_down = False
+        """Set by the owner before it closes the server: streams cut by the shutdown then end as
+        ``server-shutdown``, not ``connection-lost`` (the connection is lost because we close it)."""
         self._stream_log = logging.getLogger("fakeserver.streams")
 
     async def __call__(self, stream: ServerStream) -> None:
@@ -360,6 +363,7 @@ class StreamSession:
                 try:
                     outers = self._decoder.feed(data)
                 except FrameError as exc:
+                    self.journal.record_rejected(self.now(), "(undecodable)", "invalid-event-bytes")
                     await self._reject("invalid-event-bytes", texts.INVALID_EVENT_BYTES, str(exc))
                     return
                 for outer in outers:
@@ -394,6 +398,7 @@ class StreamSession:
         try:
             event_json = decode_chunk(decode_message(payload))
         except (FrameError, EnvelopeError) as exc:
+            self.journal.record_rejected(self.now(), "(undecodable)", "invalid-event-bytes")
             await self._reject("invalid-event-bytes", texts.INVALID_EVENT_BYTES, str(exc))
             raise _StreamOver from None
         assert self.machine is not None
@@ -402,10 +407,14 @@ class StreamSession:
         except EventError as exc:
             violation = self.machine.check_parse_error(exc)
             self.machine.fail(violation)
+            # No typed event exists, but the journal still shows what broke which rule.
+            self.journal.record_rejected(self.now(), violation.event_name or "(unparsable)", violation.rule)
             await self._violation(violation, str(exc))
             raise _StreamOver from None
+        # No need to wake the watchdog: it re-reads _last_input_t when its current wait (until the
+        # previous idle deadline) ends, so the limit fires at the same moment; waking it on every
+        # event cost a task switch and a timer per audio frame.
         self._last_input_t = self.clock.now()
-        self._wake_watchdog.set()
         await self._ensure_headers_for_first_event()
         if self._over_concurrency:
             await self.fail("throttlingException", DEFAULT_THROTTLE_TEXT)
@@ -560,7 +569,12 @@ class StreamSession:
                 if t.nth != count:
                     continue
             if self.h.faults.try_fire(fault_id):
-                self._faults = [(i, f) for i, f in self._faults if i != fault_id or self.h.faults.faults[i].times == 0]
+                # A fault fires at most once per stream (its trigger names one point of the stream);
+                # ``times`` limits the firings across the server. Keeping an unlimited fault
+                # (times=0) in the stream's list made 'open' and 't=' triggers match again at
+                # once: delay-headers@open@times=0 delayed forever, drip@t=N@times=0 spun the
+                # watchdog without yielding and froze the whole server.
+                self._faults = [(i, f) for i, f in self._faults if i != fault_id]
                 self.journal.record_server(self.now(), "fault", str(fault))
                 return fault
         return None
@@ -613,6 +627,8 @@ class StreamSession:
     def _finish(self, how: str) -> None:
         if self._closed:
             return
+        if how == "connection-lost" and self.h.shutting_down:
+            how = "server-shutdown"
         self._closed = True
         self.journal.end = how
         self._release_audio_waiters()

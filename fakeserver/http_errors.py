@@ -65,18 +65,34 @@ def _table(*types: HttpErrorType) -> MappingProxyType[str, HttpErrorType]:
 
 
 #: Every HTTP-level error, by type name. Texts of the AWS-wide auth errors are AWS's usual ones.
+#: Where no text was seen, the default is the error's description in the Bedrock Runtime API
+#: reference (DOC; the service's own wording is UNK) so that an injected fault never arrives with
+#: an empty ``.message``.
 HTTP_ERRORS = _table(
-    HttpErrorType("ValidationException", 400),
+    HttpErrorType(
+        "ValidationException", 400,
+        default_message="Input validation failed. Check your request parameters and retry the request.",
+    ),
     HttpErrorType(
         "AccessDeniedException", 403, default_message="You don't have access to the model with the specified model ID."
     ),
-    HttpErrorType("ResourceNotFoundException", 404),
-    HttpErrorType("ModelTimeoutException", 408),
+    HttpErrorType("ResourceNotFoundException", 404, default_message="The specified resource ARN was not found."),
+    HttpErrorType(
+        "ModelTimeoutException", 408,
+        default_message="The request took too long to process. Processing time exceeded the model timeout length.",
+    ),
     HttpErrorType("ThrottlingException", 429, default_message="Too many requests, please wait before trying again."),
-    HttpErrorType("ModelNotReadyException", 429),
-    HttpErrorType("ServiceQuotaExceededException", 400),
-    HttpErrorType("ModelErrorException", 424),
-    HttpErrorType("ModelStreamErrorException", 424),
+    HttpErrorType(
+        "ModelNotReadyException", 429,
+        default_message="The model specified in the request is not ready to serve inference requests.",
+    ),
+    HttpErrorType(
+        "ServiceQuotaExceededException", 400, default_message="Your request exceeds the service quota for your account."
+    ),
+    HttpErrorType(
+        "ModelErrorException", 424, default_message="The request failed due to an error while processing the model."
+    ),
+    HttpErrorType("ModelStreamErrorException", 424, default_message="An error occurred while streaming the response."),
     HttpErrorType("InternalServerException", 500, default_message="The server encountered an internal error."),
     HttpErrorType("ServiceUnavailableException", 503, default_message="Service unavailable. Please try again later."),
     HttpErrorType(

@@ -78,6 +78,11 @@ class StreamJournal:
         kept = event if (self.keep_audio or not isinstance(event, AudioInput)) else None
         self.client.append(ClientEvent(t, event.EVENT_NAME, kept, n, verdict))
 
+    def record_rejected(self, t: float, name: str, verdict: str) -> None:
+        """A client event that could not be decoded or parsed (no typed event exists): ``name`` is
+        its wire name when known (``connectionEnd``), else ``"(unparsable)"``; ``verdict`` the rule."""
+        self.client.append(ClientEvent(t, name, None, 0, verdict))
+
     def record_server_event(self, t: float, event: OutputEvent) -> None:
         n = event.pcm_len if isinstance(event, AudioOutput) else 0
         name = event.EVENT_NAME or getattr(event, "name", "unknown")

@@ -514,6 +514,8 @@ class OutputTracker:
 
     def _on_completion_end(self, event: CompletionEnd) -> list[Record]:
         out = self._seal()
+        if self._completion_id == event.completion_id:
+            self._completion_id = None  # the next turn belongs to the next completion
         out.append(CompletionEnded(completion_id=event.completion_id, stop_reason=str(event.stop_reason)))
         return out
 

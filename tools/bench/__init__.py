@@ -1,0 +1,1 @@
+"""Load benchmark for the fake server (see tools/bench/README.md)."""
