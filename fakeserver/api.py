@@ -59,7 +59,9 @@ class FakeNovaSonic:
         self.config = cfg
         self.clock = ScaledClock(cfg.speed)
         self.journal = Journal(max_streams=cfg.max_journal_streams, keep_audio=cfg.keep_audio)
-        self.faults = FaultPlan([Fault.parse(f) if isinstance(f, str) else f for f in faults])
+        self.faults = FaultPlan([])
+        for f in faults:
+            self.add_fault(f)
         if responder is None:
             from .responders.scripted import ScriptedResponder
 
@@ -175,8 +177,18 @@ class FakeNovaSonic:
         return env
 
     def add_fault(self, fault: str | Fault) -> Fault:
-        """Add a fault while running (applies to streams opened afterwards)."""
-        return self.faults.add(fault)
+        """Add a fault (while running, it applies to streams opened afterwards).
+
+        A ``t=<seconds>`` trigger needs a finite ``speed``: on an infinite clock service time
+        never advances, so such a fault could never fire (a ``ValueError`` says so).
+        """
+        f = Fault.parse(fault) if isinstance(fault, str) else fault
+        if f.trigger.kind == "time" and self.clock.unlimited:
+            raise ValueError(
+                f"fault {f} uses a time trigger, but speed is infinite (service time never advances); "
+                "use a finite speed, or a client:/server:/client-events: trigger"
+            )
+        return self.faults.add(f)
 
     @property
     def tls_dir(self) -> Path | None:

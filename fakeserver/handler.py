@@ -523,9 +523,9 @@ class StreamSession:
 
     async def _watchdog(self) -> None:
         if self.clock.unlimited:
-            timed = [f for _, f in self._faults if f.trigger.kind == "time"]
-            if not timed:
-                return
+            # Service time does not advance on an infinite clock: no limit can expire and no
+            # ``t=`` fault can fire (FakeNovaSonic refuses that combination up front).
+            return
         limits = self.config.limits
         while not self._closed:
             now = self.clock.now()

@@ -1,8 +1,9 @@
-"""Load the real output captures in ``shared/captures`` as typed output events.
+"""Load the real output captures (``tests/data/captures``, copied from ``shared/captures``) as typed output events.
 
 The recorder left ``{"audioOutput": {"bytes": N}}`` placeholders instead of audio; they are
 expanded into real ``AudioOutput`` events with N bytes of zero PCM and the ids of the enclosing
-AUDIO ``contentStart``. ``shared/`` sits next to the repository (override: ``NOVASONIC_SHARED``).
+AUDIO ``contentStart``. The files are vendored so the tests that use them always run
+(override the directory with ``NOVASONIC_CAPTURES``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 
 from novasonic.events import AudioOutput, OutputEvent, parse_output
 
-SHARED = Path(os.environ.get("NOVASONIC_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-CAPTURES = SHARED / "captures"
+CAPTURES = Path(os.environ.get("NOVASONIC_CAPTURES", Path(__file__).resolve().parents[1] / "data" / "captures"))
 
 #: file → key holding the event list
 CAPTURE_FILES = {

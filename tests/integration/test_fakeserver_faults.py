@@ -320,3 +320,15 @@ def test_fault_parts() -> None:
     assert all(plan.try_fire(1) for _ in range(5))
     assert Action.parse("throttlingException").exception_text() == DEFAULT_EXCEPTION_TEXTS["throttlingException"]
 
+
+
+def test_time_fault_needs_a_finite_clock() -> None:
+    """On an infinite clock service time never advances: a t= fault could never fire, so it is refused."""
+    import math
+
+    from fakeserver import FakeNovaSonic
+
+    with pytest.raises(ValueError, match="speed is infinite"):
+        FakeNovaSonic(faults=["rst@t=5"], speed=math.inf)
+    fake = FakeNovaSonic(faults=["rst@client:audioInput#2"], speed=math.inf)  # other triggers are fine
+    assert [str(x) for x in fake.faults.faults] == ["rst:0@client:audioInput#2"]

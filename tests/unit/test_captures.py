@@ -1,4 +1,4 @@
-"""The real Nova 2 Sonic output captures in ``shared/captures`` against novasonic.events.
+"""The real Nova 2 Sonic output captures in ``tests/data/captures`` (copied from ``shared/captures``) against novasonic.events.
 
 Every event in both files must parse to a known event type (never ``UnknownOutputEvent``) and
 re-serialise to the same JSON: equal after ``json.loads``, and byte-for-byte equal to the compact,
@@ -50,7 +50,6 @@ from tests.helpers.captures import CAPTURE_FILES, capture_path
 ASR = "nova2-asr-turn.events.json"
 TOOL = "nova2-tool-turn.events.json"
 
-pytestmark = pytest.mark.skipif(not capture_path(ASR).exists(), reason="shared/captures not available")
 
 
 def load_doc(name: str) -> dict[str, Any]:

@@ -30,10 +30,6 @@ from novasonic.rules import (
 from tests.helpers import factories as f
 from tests.helpers.captures import capture_path, load_capture
 
-needs_captures = pytest.mark.skipif(
-    not capture_path("nova2-asr-turn.events.json").exists(), reason="shared/captures not available"
-)
-
 
 def feed_all(tracker: OutputTracker, events: list[Any]) -> list[Any]:
     out: list[Any] = []
@@ -49,7 +45,6 @@ def kinds(records: list[Any], *types: type) -> list[Any]:
 # --- the real captures -----------------------------------------------------------------------------
 
 
-@needs_captures
 def test_capture_asr_turn() -> None:
     events = load_capture("nova2-asr-turn.events.json")
     t = OutputTracker()
@@ -74,7 +69,6 @@ def test_capture_asr_turn() -> None:
     assert t.completions == ("a32c993d-a1b4-493d-b8fb-7e70d383a657",)
 
 
-@needs_captures
 def test_capture_tool_turn() -> None:
     events = load_capture("nova2-tool-turn.events.json")
     t = OutputTracker()

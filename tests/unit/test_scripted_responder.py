@@ -63,10 +63,6 @@ from tests.helpers.responder_ctx import (
     track,
 )
 
-needs_captures = pytest.mark.skipif(
-    not capture_path("nova2-asr-turn.events.json").exists(), reason="shared/captures not available"
-)
-
 GYM = "i usually go to gym after work."
 ROUTINE = "That’s a great routine."
 LONG = "Here is a rather long answer that keeps going for quite a while, so you can interrupt it."
@@ -292,7 +288,6 @@ async def test_nova2_audio_turn_matches_capture_a() -> None:
     assert tracker.usage_total.total == ev[-2].total_tokens  # last usage before completionEnd
 
 
-@needs_captures
 @pytest.mark.parametrize("capture", ["nova2-asr-turn.events.json", "nova2-tool-turn.events.json"])
 async def test_shape_matches_the_real_captures(capture: str) -> None:
     """Same event names in the same order as the real Nova 2 captures (the completionStart /
