@@ -141,15 +141,19 @@ class RawClient:
         model_id: str = DEFAULT_MODEL,
         now: datetime | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        path: str | None = None,
+        method: str = "POST",
     ) -> RawStream:
-        """Send the request HEADERS, signed like the SDK signs them (``credentials=None``: unsigned)."""
-        path = f"/model/{model_id.replace(':', '%3A')}/invoke-with-bidirectional-stream"
+        """Send the request HEADERS, signed like the SDK signs them (``credentials=None``: unsigned).
+        ``path``/``method`` override the operation's (to test routing)."""
+        if path is None:
+            path = f"/model/{model_id.replace(':', '%3A')}/invoke-with-bidirectional-stream"
         authority = f"localhost:{self.port}"
         base = {"content-type": EVENTSTREAM, **(extra_headers or {})}
         signer = None
         if credentials is not None:
             signed = sign_request(
-                "POST", f"https://{authority}{path}", base, credentials, region=region, now=now or datetime.now(UTC)
+                method, f"https://{authority}{path}", base, credentials, region=region, now=now or datetime.now(UTC)
             )
             seed = parse_authorization(signed["authorization"]).signature
             signer = ChunkSigner(seed, credentials, region=region)
@@ -161,7 +165,7 @@ class RawClient:
         self.streams[sid] = stream
         self.conn.send_headers(
             sid,
-            [(":method", "POST"), (":scheme", "https"), (":authority", authority), (":path", path),
+            [(":method", method), (":scheme", "https"), (":authority", authority), (":path", path),
              *((k, v) for k, v in headers.items() if k != "host")],
         )
         await self.flush()
