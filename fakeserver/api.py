@@ -27,6 +27,7 @@ from .faults import Fault, FaultPlan
 from .handler import StreamHandler
 from .journal import Journal
 from .responders.base import Responder
+from .responders.scripted import ScriptedResponder
 from .server import FakeServerCore
 from .tls import TlsMaterial, generate_tls, load_tls
 
@@ -62,11 +63,7 @@ class FakeNovaSonic:
         self.faults = FaultPlan([])
         for f in faults:
             self.add_fault(f)
-        if responder is None:
-            from .responders.scripted import ScriptedResponder
-
-            responder = ScriptedResponder(script)
-        self.responder: Responder = responder
+        self.responder: Responder = responder if responder is not None else ScriptedResponder(script)
         self._tls_arg = tls
         self._tmpdir: str | None = None
         self.tls: TlsMaterial | None = None
@@ -76,22 +73,27 @@ class FakeNovaSonic:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> FakeNovaSonic:
-        if self._tls_arg is not None:
-            self.tls = load_tls(*self._tls_arg)
-        else:
-            self._tmpdir = tempfile.mkdtemp(prefix="fakenovasonic-")
-            self.tls = generate_tls(self._tmpdir)
-        self.handler = StreamHandler(
-            self.config, self.responder, clock=self.clock, journal=self.journal, faults=self.faults
-        )
-        self.core = FakeServerCore(
-            ssl_context=self.tls.server_context(),
-            handler=self.handler,
-            host=self.config.host,
-            port=self.config.port,
-            allow_non_loopback=self.config.allow_non_loopback,
-        )
-        await self.core.start()
+        try:
+            if self._tls_arg is not None:
+                self.tls = load_tls(*self._tls_arg)
+            else:
+                self._tmpdir = tempfile.mkdtemp(prefix="fakenovasonic-")
+                self.tls = generate_tls(self._tmpdir)
+            self.handler = StreamHandler(
+                self.config, self.responder, clock=self.clock, journal=self.journal, faults=self.faults
+            )
+            core = FakeServerCore(
+                ssl_context=self.tls.server_context(),
+                handler=self.handler,
+                host=self.config.host,
+                port=self.config.port,
+                allow_non_loopback=self.config.allow_non_loopback,
+            )
+            await core.start()
+        except BaseException:
+            await self.close()  # e.g. a refused bind: do not leave the generated CA key behind
+            raise
+        self.core = core
         return self
 
     async def close(self) -> None:

@@ -21,19 +21,20 @@ import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from novasonic.errors import EnvelopeError, EventError, FrameError, ProtocolViolation, SignatureError
-from novasonic.events import AudioInput, InputEvent, OutputEvent, parse_input
+from novasonic.events import AudioInput, OutputEvent, UsageEvent, parse_input
 from novasonic.models import MODELS, ModelInfo
-from novasonic.rules import AudioReceived, Fact, InputMachine, SessionEnded, texts
+from novasonic.rules import AudioReceived, Fact, InputMachine, texts
 from novasonic.wire import (
     ChunkSignatureVerifier,
     FrameDecoder,
     decode_chunk,
     decode_message,
     encode_chunk,
+    encode_error,
     encode_exception,
     verify_request,
 )
@@ -41,11 +42,11 @@ from novasonic.wire import (
 from .audio import SILENCE_RMS, frame_rms
 from .clock import ScaledClock
 from .config import ServerConfig
-from .faults import Action, Fault, FaultPlan
-from .http_errors import send_http_error
+from .faults import DEFAULT_EXCEPTION_TEXTS, Action, Fault, FaultPlan
+from .http_errors import HTTP_ERRORS, send_http_error
 from .journal import Journal, StreamJournal
 from .responders.base import Responder, StreamResponder
-from .stream import ConnectionLost, ServerStream, StreamClosed, StreamReset, TransportError
+from .stream import ServerStream, StreamReset, TransportError
 
 __all__ = ["StreamHandler", "StreamSession", "ROUTE"]
 
@@ -130,6 +131,10 @@ class StreamSession:
         self._corrupt_next: str | None = None
         self._faults: list[tuple[int, Fault]] = handler.faults.for_stream(self.stream_index)
         self._key: str | None = None
+        """The access key whose concurrency slot this stream holds (set when the slot is taken)."""
+        self._verifier: ChunkSignatureVerifier | None = None
+        self._decoder = FrameDecoder()
+        self._over_concurrency = False
 
     # ------------------------------------------------------------------ StreamContext
 
@@ -180,10 +185,9 @@ class StreamSession:
             return
         exc = task.exception()
         if exc is not None and not isinstance(exc, (TransportError, _StreamOver)):
-            log.error("stream %d: responder task %s failed", self.stream_index, task.get_name(), exc_info=exc)
+            log.error("stream %d: task %s failed", self.stream_index, task.get_name(), exc_info=exc)
             if not self._closed:
-                # A responder bug is the fake's fault: answer as the service does for its own faults.
-                self.spawn(self.fail("internalServerException", f"fake server responder failed: {exc!r}"))
+                self.spawn(self._internal_error(exc))
 
     async def emit(self, event: OutputEvent) -> bool:
         """Send one output event (applying server-side faults first)."""
@@ -191,11 +195,12 @@ class StreamSession:
             return False
         name = event.EVENT_NAME or getattr(event, "name", "unknown")
         fault = self._match_faults("server", name, self._server_counts[name] + 1)
-        if fault is not None and fault.action.terminal:
+        if fault is not None and fault.action.kind == "corrupt":
+            self._corrupt_next = fault.action.part  # this very event goes out corrupted (below)
+        elif fault is not None:
             await self._apply(fault.action)
-            return False
-        if fault is not None:
-            await self._apply(fault.action)
+            if fault.action.terminal:
+                return False
         async with self._write_lock:
             if self._closed:
                 return False
@@ -213,8 +218,8 @@ class StreamSession:
             self.journal.record_server_event(self.now(), event)
             try:
                 await self.stream.send_data(frame)
-            except TransportError:
-                self._finish("connection-lost")
+            except TransportError as exc:
+                self._finish(_ended_by(exc))
                 return False
             if self._corrupt_next is not None:
                 self._corrupt_next = None
@@ -243,16 +248,30 @@ class StreamSession:
         try:
             if not await self._open():
                 return
-            reader = self.spawn(self._read_loop(), name=f"read-{self.stream_index}")
+            self.spawn(self._read_loop(), name=f"read-{self.stream_index}")
             self.spawn(self._watchdog(), name=f"watchdog-{self.stream_index}")
             await self._done.wait()
-            if not reader.done():
-                reader.cancel()
         except asyncio.CancelledError:
-            self._finish("server-shutdown")
+            # Only the connection's teardown cancels a handler: the client went away, or the
+            # server is closing (``_finish`` tells the two apart by ``shutting_down``).
+            self._finish("connection-lost")
             raise
+        except Exception as exc:  # e.g. the responder's open_stream raised
+            log.error("stream %d: handler failed", self.stream_index, exc_info=exc)
+            await self._internal_error(exc)
         finally:
             await self._cleanup()
+
+    async def _internal_error(self, exc: BaseException) -> None:
+        """A bug in the fake (mostly its responder): answer as the service does for its own faults,
+        HTTP 500 before the response headers, ``internalServerException`` after them."""
+        if self._closed:
+            return
+        message = f"fake server responder failed: {exc!r}"
+        if self.stream.headers_sent:
+            await self.fail("internalServerException", message)
+        else:
+            await self._http_error("InternalServerException", message)
 
     async def _open(self) -> bool:
         """Route, authenticate, admit. False when the stream was answered with an HTTP error."""
@@ -273,7 +292,6 @@ class StreamSession:
                 "ValidationException", f"Unsupported content type {ctype!r}; expected {EVENTSTREAM}"
             )
 
-        self._verifier: ChunkSignatureVerifier | None = None
         if self.config.verify_signatures:
             try:
                 auth = verify_request(
@@ -292,17 +310,19 @@ class StreamSession:
             creds = self.config.lookup(auth.access_key_id)
             assert creds is not None
             self._verifier = ChunkSignatureVerifier(auth, creds)
-            self._key = auth.access_key_id
+            key = auth.access_key_id
             self.journal.access_key_id = auth.access_key_id
             self.journal.region = auth.region
             self.journal.auth = "ok"
         else:
-            self._key = "anonymous"
+            key = "anonymous"
             self.journal.auth = "anonymous"
 
+        # The slot is taken even when refused: _cleanup gives back whatever _key holds.
         limit = self.config.limits.max_concurrent_streams_per_key
-        over = self.h.active_per_key[self._key] >= limit
-        self.h.active_per_key[self._key] += 1
+        over = self.h.active_per_key[key] >= limit
+        self.h.active_per_key[key] += 1
+        self._key = key
         if over and self.config.concurrency_error == "http":
             return await self._http_error(
                 "ThrottlingException", f"Too many concurrent streams for this account ({limit} allowed)."
@@ -314,23 +334,21 @@ class StreamSession:
             if fault.action.kind == "http":
                 return await self._http_error(fault.action.member or "InternalServerException", fault.action.message)
             await self._apply(fault.action)
+            if self._closed:  # a terminal fault (exception, rst, end, ...) already answered
+                return False
             fault = self._match_faults("open", None, 1)
 
         self.machine = InputMachine(self.model.model_id, self.config.rules, self.config.limits, request_id=self.request_id)
         self.responder = self.h.responder.open_stream(self)
-        self._decoder = FrameDecoder()
         if not self.config.hold_headers_until_first_event:
             await self._ensure_headers()
         return True
 
     async def _http_error(self, error_type: str, message: str | None) -> bool:
-        self.journal.status = 0
         try:
             await send_http_error(self.stream, error_type, message, request_id=self.request_id)
         except TransportError:
             pass
-        from .http_errors import HTTP_ERRORS
-
         self.journal.status = HTTP_ERRORS[error_type].status
         self.journal.record_server(self.now(), "http", error_type, message)
         self._finish(f"http:{self.journal.status}")
@@ -370,10 +388,8 @@ class StreamSession:
                     if self._closed:
                         return
                     await self._on_frame(outer)
-        except StreamReset:
-            self._finish("client-reset")
-        except (ConnectionLost, StreamClosed):
-            self._finish("connection-lost")
+        except TransportError as exc:
+            self._finish(_ended_by(exc))
         except _StreamOver:
             pass
 
@@ -428,8 +444,10 @@ class StreamSession:
         self.journal.record_client(self.now(), event)
         self._client_counts[event.EVENT_NAME] += 1
         self._client_total += 1
-        if isinstance(event, AudioInput):
-            self._on_audio(event, facts)
+        if isinstance(event, AudioInput) and self._on_audio(event, facts):
+            # Stop here: no later event (even one already buffered) may be accepted.
+            await self.fail("validationException", texts.RST_531)
+            raise _StreamOver
         assert self.responder is not None
         await self.responder.on_event(event, facts)
         fault = self._match_faults("client", event.EVENT_NAME, self._client_counts[event.EVENT_NAME])
@@ -439,8 +457,6 @@ class StreamSession:
             await self._apply(fault.action)
         if self._closed:
             raise _StreamOver
-        if any(isinstance(f, SessionEnded) for f in facts):
-            pass  # the client closes its input next (empty signed frame, END_STREAM)
 
     async def _ensure_headers_for_first_event(self) -> None:
         if not self.stream.headers_sent:
@@ -448,7 +464,8 @@ class StreamSession:
                 if not self._closed:
                     await self._ensure_headers()
 
-    def _on_audio(self, event: AudioInput, facts: Sequence[Fact]) -> None:
+    def _on_audio(self, event: AudioInput, facts: Sequence[Fact]) -> bool:
+        """Advance audio time and wake its waiters; True once the silent run reaches its limit."""
         for fact in facts:
             if isinstance(fact, AudioReceived):
                 self._audio_ms = fact.total_ms
@@ -463,9 +480,7 @@ class StreamSession:
                 for _, fut in ready:
                     if not fut.done():
                         fut.set_result(True)
-        limit_ms = self.config.limits.silent_audio_timeout_s * 1000.0
-        if self._silent_run_ms >= limit_ms:
-            self.spawn(self.fail("validationException", texts.RST_531))
+        return self._silent_run_ms >= self.config.limits.silent_audio_timeout_s * 1000.0
 
     async def _on_input_end(self, how: str) -> None:
         if self._input_ended:
@@ -475,6 +490,9 @@ class StreamSession:
         self._input_ended = True
         self.journal.input_finished = True
         self._release_audio_waiters()
+        if self._over_concurrency:  # input ended before any event: still refused
+            await self.fail("throttlingException", DEFAULT_THROTTLE_TEXT)
+            return
         if self.responder is not None:
             try:
                 grace = self.clock.to_wall(self.config.input_end_grace_s)
@@ -505,8 +523,6 @@ class StreamSession:
         await self.fail(v.exception_type, v.message)
 
     async def _error_frame(self, code: str, message: str) -> None:
-        from novasonic.wire import encode_error
-
         async with self._write_lock:
             if self._closed:
                 return
@@ -643,8 +659,7 @@ class StreamSession:
 
     async def _cleanup(self) -> None:
         self._finish(self.journal.end or "completed")
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
+        tasks = list(self._tasks)  # serve() runs in the connection's handler task, never in _tasks
         for t in tasks:
             t.cancel()
         if tasks:
@@ -666,8 +681,13 @@ class StreamSession:
                 pass
 
 
-DEFAULT_AGE_TEXT = "Model has timed out in processing the request."
-DEFAULT_THROTTLE_TEXT = "Too many requests, please wait before trying again."
+DEFAULT_AGE_TEXT = DEFAULT_EXCEPTION_TEXTS["modelTimeoutException"]
+DEFAULT_THROTTLE_TEXT = DEFAULT_EXCEPTION_TEXTS["throttlingException"]
+
+
+def _ended_by(exc: TransportError) -> str:
+    """The journal's ``end`` for a stream the transport took away."""
+    return "client-reset" if isinstance(exc, StreamReset) else "connection-lost"
 
 
 def _corrupt(frame: bytes, part: str) -> bytes:
@@ -680,11 +700,7 @@ def _corrupt(frame: bytes, part: str) -> bytes:
 
 def _filler_event(session: StreamSession) -> OutputEvent:
     """A harmless usage event to carry a corrupted frame when no other output is due."""
-    from novasonic.events import UsageEvent
-
     return UsageEvent(
         completion_id=session.new_id(), prompt_name=session.prompt_name or "", session_id=session.session_id
     )
 
-
-_ = timedelta  # reserved for credential expiry checks

@@ -37,7 +37,9 @@ class ClientEvent:
 
 @dataclass(slots=True)
 class ServerFrame:
-    """One thing the server sent. ``kind``: ``event`` | ``exception`` | ``error`` | ``transport``."""
+    """One thing the server sent or did. ``kind``: ``event`` | ``exception`` (modeled, in-stream) |
+    ``error`` (unmodeled, in-stream) | ``http`` (HTTP-level error) | ``transport`` (RST_STREAM,
+    GOAWAY, END_STREAM, corrupt frame) | ``fault`` (an injected fault fired; ``name`` is its spec)."""
 
     t: float
     kind: str
@@ -68,8 +70,8 @@ class StreamJournal:
     input_finished: bool = False
     """The client sent the empty signed frame / END_STREAM."""
     end: str | None = None
-    """How the stream ended: ``completed``, ``exception:<member>``, ``http:<status>``,
-    ``client-reset``, ``connection-lost``, ``fault:<action>``, ``server-shutdown``."""
+    """How the stream ended: ``completed``, ``exception:<member>``, ``error:<code>``,
+    ``http:<status>``, ``client-reset``, ``connection-lost``, ``fault:<action>``, ``server-shutdown``."""
     keep_audio: bool = False
 
     # --- recording --------------------------------------------------------------------------
@@ -131,7 +133,7 @@ class StreamJournal:
             "auth": self.auth,
             "status": self.status,
             "client_events": len(self.client),
-            "audio_in_ms": round(self.audio_in_bytes / 32, 1),
+            "audio_in_ms": round(self.audio_in_bytes / 32, 1),  # assumes 16 kHz 16-bit mono
             "server_events": len(self.server),
             "end": self.end,
         }

@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from awscrt import io as crt_io
 from aws_sdk_bedrock_runtime.client import AsyncBedrockRuntimeClient
 from aws_sdk_bedrock_runtime.config import AsyncBedrockRuntimeConfig
 from aws_sdk_bedrock_runtime.models import (
@@ -44,8 +45,6 @@ def crt_transport(ca_file: str | os.PathLike[str] | None = None) -> AWSCRTHTTPCl
     """A CRT HTTP client; with ``ca_file`` its TLS context trusts exactly that CA."""
     transport = AWSCRTHTTPClient()
     if ca_file is not None:
-        from awscrt import io as crt_io
-
         opts = crt_io.TlsContextOptions()
         opts.override_default_trust_store_from_path(None, os.fspath(ca_file))
         transport._tls_ctx = crt_io.ClientTlsContext(opts)  # noqa: SLF001 - documented seam
