@@ -66,6 +66,12 @@ class ServerConfig:
             raise ValueError("ServerConfig.credentials must hold at least one key pair")
         if not (self.speed > 0):
             raise ValueError(f"speed must be > 0 (got {self.speed})")
+        if self.concurrency_error not in ("http", "stream"):
+            raise ValueError(f"concurrency_error must be 'http' or 'stream' (got {self.concurrency_error!r})")
+        if self.max_journal_streams < 1:
+            raise ValueError(f"max_journal_streams must be >= 1 (got {self.max_journal_streams})")
+        if self.input_end_grace_s < 0:
+            raise ValueError(f"input_end_grace_s must be >= 0 (got {self.input_end_grace_s})")
 
     @property
     def published_credentials(self) -> Credentials:

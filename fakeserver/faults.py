@@ -173,6 +173,10 @@ class Fault:
     fault fires at most once: its trigger names a single point of the stream."""
 
     def __post_init__(self) -> None:
+        if self.times < 0:
+            raise ValueError(f"times must be >= 0 (0 = unlimited), got {self.times}")
+        if self.trigger.nth < 1 and self.trigger.kind in ("client", "server", "client-events"):
+            raise ValueError(f"event counts start at 1 (got #{self.trigger.nth} in {self.trigger})")
         if self.action.kind == "http" and self.trigger.kind != "open":
             raise ValueError(f"an HTTP-level error can only be injected at 'open', not at {self.trigger}")
         if self.action.kind == "delay-headers" and self.trigger.kind != "open":
