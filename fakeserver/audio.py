@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from novasonic.audio import SILENCE_RMS, VAD_MIN_SPEECH_MS, VAD_THRESHOLD_RMS, VAD_WINDOW_MS, frame_rms
+
 __all__ = [
     "frame_rms",
     "SILENCE_RMS",
@@ -49,31 +51,14 @@ __all__ = [
     "pcm_samples",
 ]
 
-#: RMS (int16 units) below which a frame counts as silence (≈ -50 dBFS). Configurable per responder.
-SILENCE_RMS = 100.0
-
-#: Default VAD threshold: 3 × SILENCE_RMS (≈ -41 dBFS), above typical room/mic noise, far below
-#: speech (``synth_speech`` windows sit above 1000).
-VAD_THRESHOLD_RMS = 3 * SILENCE_RMS
-#: Analysis window; every offset the service reported is a multiple of 40 ms (CAP OME).
-VAD_WINDOW_MS = 40.0
-#: Shortest voiced run that counts as speech (debounces clicks).
-VAD_MIN_SPEECH_MS = 80.0
+# SILENCE_RMS, VAD_THRESHOLD_RMS (``synth_speech`` windows sit far above it), VAD_WINDOW_MS,
+# VAD_MIN_SPEECH_MS and frame_rms live in ``novasonic.audio``, shared with the cassette format.
 #: End-of-speech silence before the end-point is detected when no sensitivity is given (OME-N1).
 DEFAULT_ENDPOINT_SILENCE_MS = 480.0
 #: ``endpointingSensitivity`` → end-point silence (ms). See the module doc for the evidence.
 ENDPOINT_SILENCE_MS: Mapping[str, float] = {"HIGH": 320.0, "MEDIUM": 480.0, "LOW": 640.0}
 
 
-def frame_rms(pcm: bytes) -> float:
-    """Root-mean-square amplitude of a PCM frame (0 for an empty frame)."""
-    n = len(pcm) // 2
-    if n == 0:
-        return 0.0
-    samples = np.frombuffer(pcm, dtype="<i2", count=n).astype(np.float32)
-    # == np.mean(samples * samples) bit for bit (np.mean is np.add.reduce then a division; its
-    # Python-level wrapper cost more than the arithmetic on a 32 ms frame).
-    return float(np.sqrt(np.add.reduce(samples * samples) / n))
 
 
 def pcm_samples(duration_ms: float, sample_rate: int) -> int:

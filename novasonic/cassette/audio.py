@@ -14,9 +14,8 @@ speech shorter than ``min_speech_ms`` that does not touch the record's edges bec
 audio time of the stream (the same clock as ``userSpeechStart.inputAudioOffsetMs``), contiguous,
 covering the record exactly.
 
-The default threshold (300 RMS in int16 units, ≈ -41 dBFS) equals
-``fakeserver.audio.VAD_THRESHOLD_RMS``; it is repeated here because ``novasonic`` never imports
-``fakeserver`` (imports point down).
+The default threshold (300 RMS in int16 units, ≈ -41 dBFS) and window are
+``novasonic.audio.VAD_THRESHOLD_RMS`` / ``VAD_WINDOW_MS``, the values the fake server's VAD uses.
 
 Compact integer lists (``compact_ints`` / ``expand_ints``)
 ---------------------------------------------------------
@@ -40,6 +39,8 @@ import zlib
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from ..audio import BYTES_PER_SAMPLE, VAD_MIN_SPEECH_MS, VAD_THRESHOLD_RMS, VAD_WINDOW_MS, pcm_ms
 
 __all__ = [
     "SPEECH",
@@ -66,21 +67,13 @@ SPEECH = "speech"
 SILENCE = "silence"
 Segment = tuple[str, float, float]
 
-#: = fakeserver.audio.VAD_THRESHOLD_RMS (3 × SILENCE_RMS, ≈ -41 dBFS).
-DEFAULT_THRESHOLD_RMS = 300.0
-#: = fakeserver.audio.VAD_WINDOW_MS.
-DEFAULT_WINDOW_MS = 40.0
+#: The speech threshold the fake server's VAD uses too (``novasonic.audio``).
+DEFAULT_THRESHOLD_RMS = VAD_THRESHOLD_RMS
+DEFAULT_WINDOW_MS = VAD_WINDOW_MS
 #: Pauses shorter than this inside speech are part of the speech (between words).
 DEFAULT_MIN_SILENCE_MS = 200.0
-#: Voiced runs shorter than this, away from the record's edges, are clicks (= VAD_MIN_SPEECH_MS).
-DEFAULT_MIN_SPEECH_MS = 80.0
-
-BYTES_PER_SAMPLE = 2
-
-
-def pcm_ms(n_bytes: int, sample_rate: int) -> float:
-    """Milliseconds of 16-bit mono PCM in ``n_bytes`` at ``sample_rate``."""
-    return n_bytes / BYTES_PER_SAMPLE / sample_rate * 1000.0
+#: Voiced runs shorter than this, away from the record's edges, are clicks.
+DEFAULT_MIN_SPEECH_MS = VAD_MIN_SPEECH_MS
 
 
 def round_ms(value: float, digits: int = 1) -> float | int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 
-__all__ = ["pcm_to_b64", "b64_to_pcm", "pcm_duration_ms", "b64_decoded_len", "describe_b64_audio"]
+from ..audio import pcm_ms as pcm_duration_ms
 
-BYTES_PER_SAMPLE = 2  # sampleSizeBits 16, channelCount 1
+__all__ = ["pcm_to_b64", "b64_to_pcm", "pcm_duration_ms", "b64_decoded_len", "describe_b64_audio"]
 
 
 def pcm_to_b64(pcm: bytes) -> str:
@@ -29,10 +29,6 @@ def b64_decoded_len(content: str) -> int:
         return 0
     pad = content.count("=", max(0, n - 2))
     return (n * 3) // 4 - pad
-
-
-def pcm_duration_ms(n_bytes: int, sample_rate: int) -> float:
-    return n_bytes / BYTES_PER_SAMPLE / sample_rate * 1000.0
 
 
 def describe_b64_audio(content: str, sample_rate: int | None) -> str:

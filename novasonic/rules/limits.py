@@ -17,19 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from ..audio import BYTES_PER_SAMPLE, pcm_ms
+
 __all__ = ["Limits", "BYTES_PER_SAMPLE", "ENDPOINTING_PAUSE_S", "pcm_ms"]
 
-#: 16-bit mono PCM: 2 bytes per sample frame, in and out (DOC D-N2-IN, D-OUT).
-BYTES_PER_SAMPLE = 2
 
 #: End-of-turn pause for each ``endpointingSensitivity`` (DOC D-TURN). The default when the key
 #: is absent is UNK (every sample sends MEDIUM).
 ENDPOINTING_PAUSE_S: dict[str, float] = {"HIGH": 1.5, "MEDIUM": 1.75, "LOW": 2.0}
-
-
-def pcm_ms(n_bytes: int, sample_rate_hertz: int) -> float:
-    """Milliseconds of 16-bit mono PCM held in ``n_bytes`` at ``sample_rate_hertz``."""
-    return n_bytes / BYTES_PER_SAMPLE / sample_rate_hertz * 1000.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
