@@ -1,0 +1,7 @@
+"""``python -m tools.cassette_cli``."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())
