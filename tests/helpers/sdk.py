@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 from aws_sdk_bedrock_runtime.client import AsyncBedrockRuntimeClient
-from aws_sdk_bedrock_runtime.config import AsyncBedrockRuntimeConfig
 from aws_sdk_bedrock_runtime.models import (
     BidirectionalInputPayloadPart,
     InvokeModelWithBidirectionalStreamInput,
@@ -21,7 +20,8 @@ from aws_sdk_bedrock_runtime.models import (
     InvokeModelWithBidirectionalStreamOutput,
 )
 from smithy_core.aio.eventstream import DuplexEventStream
-from smithy_http.aio.crt import AWSCRTHTTPClient
+
+from novasonic import transport
 
 __all__ = ["DuplexStream", "make_client", "open_stream", "input_chunk"]
 
@@ -50,16 +50,13 @@ async def make_client(
     """
     if ca_file is not None:
         os.environ["SSL_CERT_FILE"] = os.fspath(ca_file)
-    credentials: dict[str, str] = {"aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key}
-    if session_token is not None:
-        credentials["aws_session_token"] = session_token
-    config = await AsyncBedrockRuntimeConfig.resolve(
-        endpoint_uri=endpoint,
+    return await transport.make_client(
         region=region,
-        transport=AWSCRTHTTPClient(),
-        **credentials,  # type: ignore[arg-type]
+        endpoint=endpoint,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=session_token,
     )
-    return AsyncBedrockRuntimeClient(config=config)
 
 
 async def open_stream(client: AsyncBedrockRuntimeClient, model_id: str = DEFAULT_MODEL_ID) -> DuplexStream:
