@@ -33,6 +33,9 @@ class ClientEvent:
     """Decoded PCM bytes for audioInput (0 otherwise)."""
     verdict: str = "accepted"
     """``accepted`` or the broken rule's id (``first-content-not-system``, ...)."""
+    seq: int = 0
+    """Order among all of the stream's records, client and server together (``t`` ties at
+    infinite speed, where service time does not advance)."""
 
 
 @dataclass(slots=True)
@@ -47,6 +50,8 @@ class ServerFrame:
     event: OutputEvent | None = None
     message: str | None = None
     n_bytes: int = 0
+    seq: int = 0
+    """Order among all of the stream's records, client and server together."""
 
 
 @dataclass(slots=True)
@@ -73,25 +78,30 @@ class StreamJournal:
     """How the stream ended: ``completed``, ``exception:<member>``, ``error:<code>``,
     ``http:<status>``, ``client-reset``, ``connection-lost``, ``fault:<action>``, ``server-shutdown``."""
     keep_audio: bool = False
+    _seq: int = 0
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
 
     # --- recording --------------------------------------------------------------------------
     def record_client(self, t: float, event: InputEvent, verdict: str = "accepted") -> None:
         n = event.pcm_len if isinstance(event, AudioInput) else 0
         kept = event if (self.keep_audio or not isinstance(event, AudioInput)) else None
-        self.client.append(ClientEvent(t, event.EVENT_NAME, kept, n, verdict))
+        self.client.append(ClientEvent(t, event.EVENT_NAME, kept, n, verdict, self._next()))
 
     def record_rejected(self, t: float, name: str, verdict: str) -> None:
         """A client event that could not be decoded or parsed (no typed event exists): ``name`` is
         its wire name when known (``connectionEnd``), else ``"(unparsable)"``; ``verdict`` the rule."""
-        self.client.append(ClientEvent(t, name, None, 0, verdict))
+        self.client.append(ClientEvent(t, name, None, 0, verdict, self._next()))
 
     def record_server_event(self, t: float, event: OutputEvent) -> None:
         n = event.pcm_len if isinstance(event, AudioOutput) else 0
         name = event.EVENT_NAME or getattr(event, "name", "unknown")
-        self.server.append(ServerFrame(t, "event", name, event, None, n))
+        self.server.append(ServerFrame(t, "event", name, event, None, n, self._next()))
 
     def record_server(self, t: float, kind: str, name: str, message: str | None = None) -> None:
-        self.server.append(ServerFrame(t, kind, name, None, message))
+        self.server.append(ServerFrame(t, kind, name, None, message, 0, self._next()))
 
     # --- reading ----------------------------------------------------------------------------
     def client_events(self, name: str | None = None) -> list[InputEvent]:

@@ -13,8 +13,10 @@ What the journal does not give, and how it is made up for:
 
 - *Audio positions*: computed from the audioInput sizes seen so far (bytes → ms at the rate of
   the block's contentStart).
-- *The order of a client event and a service frame with the same ``t``*: the two lists have no
-  common sequence number; the client event is put first (the service reacts to the client).
+- *The order of a client event and a service frame*: by the journal's shared per-stream ``seq``
+  when it has one (at infinite speed every ``t`` is 0, so time alone cannot order a toolResult
+  after the toolUse it answers); for a journal without ``seq``, by time, the client first on a
+  tie (the service reacts to the client).
 - *User audio itself* (a journal without ``keep_audio``): frames are known by size only, so the
   ``audio_in`` records carry no speech/silence segments and no audio, whatever the options say;
   their block is the AUDIO block open at that point.
@@ -68,11 +70,12 @@ def write_stream_journal(w: CassetteWriter, index: int, sj: Any) -> None:
     meta = {k: v for k, v in (("auth", getattr(sj, "auth", None)), ("status", getattr(sj, "status", None)),
                                ("chunk_chain", getattr(sj, "chunk_signature", None))) if v is not None}
     w.open_stream(index, model_id=getattr(sj, "model_id", None), region=getattr(sj, "region", None), meta=meta)
-    # Merge by time; on a tie the client item first (0 < 1), then journal order.
-    items = sorted(
-        [(c.t, 0, i, c) for i, c in enumerate(sj.client)] + [(f.t, 1, i, f) for i, f in enumerate(sj.server)],
-        key=lambda x: (x[0], x[1], x[2]),
-    )
+    # Merge by the journal's shared sequence when present, else by time (client first on a tie).
+    merged = [(c.t, 0, i, c) for i, c in enumerate(sj.client)] + [(f.t, 1, i, f) for i, f in enumerate(sj.server)]
+    if all(getattr(x[3], "seq", 0) for x in merged):
+        items = sorted(merged, key=lambda x: x[3].seq)
+    else:
+        items = sorted(merged, key=lambda x: (x[0], x[1], x[2]))
     audio_blocks: dict[str, str] = {}  # open AUDIO contentName → promptName, in opening order
     last_t = 0.0
     for t, side, _, item in items:

@@ -48,3 +48,33 @@ async def test_a_fake_server_session_becomes_a_valid_cassette(tmp_path: Path) ->
     speech = [(s, e) for r in c[0].records if isinstance(r, AudioInRecord) for k, s, e in r.segments or ()
               if k == "speech"]
     assert speech and abs(speech[0][0] - 320) <= 40 and abs(speech[-1][1] - 1520) <= 80
+
+
+async def test_a_tool_call_at_infinite_speed_keeps_its_causal_order(tmp_path: Path) -> None:
+    """Every journal time is 0 at speed=inf: the shared journal sequence, not time, must order the
+    client's toolResult after the toolUse it answers (else the cassette breaks the rules)."""
+    from fakeserver.responders import ToolCallScript
+    from novasonic.cassette import ClientEventRecord, ServerEventRecord
+    from novasonic.events import Tool, ToolResult, ToolUse
+
+    weather = Tool.define("get_weather", "Weather for a city",
+                          {"type": "object", "properties": {"city": {"type": "string"}}})
+    script = Script([TurnScript("weather in paris", ["One moment."],
+                                tool_call=ToolCallScript("get_weather", {"city": "Paris"}),
+                                follow_up=lambda r: [f"It is {r['sky']}."])])
+
+    async def run() -> list:
+        async with FakeNovaSonic(script=script, speed=math.inf, seed=5) as fake:
+            async with Conversation(fake, NOVA_2_SONIC, tools=[weather], on_tool_call=lambda call: {"sky": "clear"}) as conv:
+                await conv.silence(320)
+                await conv.speak(1000)
+                await conv.silence_until(lambda: conv.count("completionEnd") >= 1, what="completionEnd")
+                await conv.close()
+            return fake.journal.streams
+
+    streams = await asyncio.wait_for(run(), BOUND_S)
+    assert all(t.t == 0.0 for t in streams[0].client)  # the premise: time cannot order anything
+    c = cassette_from_journal(streams, CassetteHeader(source="scripted"), tmp_path / "tool.jsonl")
+    order = [type(r.event).__name__ for r in c[0].records
+             if isinstance(r, (ClientEventRecord, ServerEventRecord)) and isinstance(r.event, (ToolUse, ToolResult))]
+    assert order == ["ToolUse", "ToolResult"]
