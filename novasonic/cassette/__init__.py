@@ -15,6 +15,7 @@ The format is specified in ``docs/cassette-format.md``. The package is cut like 
 ``load``           ``load_cassette`` / ``read_cassette``
 ``save``           ``save_cassette`` (in-memory cassette → file)
 ``from_journal``   ``cassette_from_journal`` (the fake server's journals → a cassette)
+``diff``           ``diff_cassettes``: semantic differences (ids rebound, times ignored by default)
 =================  =========================================================================
 
 Use::
@@ -31,6 +32,7 @@ Use::
 """
 
 from .audio import SILENCE, SPEECH, Segmenter, segments_of
+from .diff import CassetteDiff, DiffOptions, diff_cassettes
 from .errors import (
     CassetteAudioError,
     CassetteError,
@@ -100,6 +102,9 @@ __all__ = [
     "load_cassette",
     "read_cassette",
     "save_cassette",
+    "diff_cassettes",
+    "DiffOptions",
+    "CassetteDiff",
     "cassette_from_journal",
     "write_stream_journal",
     "sidecar_path_for",

@@ -1,36 +1,28 @@
 """``nova-cassette`` (``python -m tools.cassette_cli``) run as a real subprocess on cassettes
 written here with ``CassetteWriter``.
 
-Exit codes under test: 0 ok, 1 invalid or missing cassette, 2 usage error.
+Exit codes under test: 0 ok, 1 invalid cassette (validate), 2 trouble (usage error; a missing,
+unreadable or corrupt cassette for inspect; a file validate cannot read).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from novasonic.cassette import CassetteHeader, CassetteWriter
-from novasonic.events import BARGE_IN_TEXT, TextOutput
+from novasonic.events import BARGE_IN_TEXT
 from novasonic.models import NOVA_2_SONIC
+from tests.cli.cassettes import KEEP_AUDIO, run
+from tests.cli.cassettes import write_conversation as write_cli_conversation
 from tests.helpers import factories as f
-
-ROOT = Path(__file__).resolve().parents[2]
 
 USER_1 = "what's the weather in paris"
 REPLY_1 = "Clear skies, 21 degrees."
 USER_2 = "tell me a long story"
 REPLY_2 = "Once upon a time there was a dragon"
-
-
-def run(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.cassette_cli", *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-    )
 
 
 def write_conversation(path: Path) -> Path:
@@ -180,13 +172,14 @@ def test_validate_corrupt_line_in_the_middle_names_it(cassette: Path, tmp_path: 
     assert out[1].startswith(f"OK {good} ")  # the other files are still checked
 
 
-def test_inspect_corrupt_cassette_exits_1(cassette: Path) -> None:
+def test_inspect_corrupt_cassette_is_one_error_line_exit_2(cassette: Path) -> None:
     lines = cassette.read_text().splitlines()
     lines[5] = "{not json"
     cassette.write_text("\n".join(lines) + "\n")
     r = run("inspect", cassette)
-    assert r.returncode == 1
-    assert f"INVALID {cassette}:6:" in r.stderr and r.stdout == ""
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"nova-cassette: error: {cassette}:6: not a JSON line")
+    assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr and r.stdout == ""
 
 
 def test_validate_truncated_last_line_is_ok_with_a_warning(cassette: Path) -> None:
@@ -199,15 +192,21 @@ def test_validate_truncated_last_line_is_ok_with_a_warning(cassette: Path) -> No
     assert f"WARNING {cassette}: line " in r.stderr and "incomplete" in r.stderr
 
 
-def test_validate_missing_file_is_invalid(tmp_path: Path, cassette: Path) -> None:
+def test_validate_missing_file_is_an_error_and_the_others_are_still_checked(tmp_path: Path, cassette: Path) -> None:
     missing = tmp_path / "nope.jsonl"
-    r = run("validate", missing, cassette)
-    assert r.returncode == 1
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"novasonic_cassette": 1}\n{"k": "nonsense", "s": 0}\n')
+    r = run("validate", missing, broken, cassette)
+    assert r.returncode == 2  # trouble (a file that cannot be read) wins over "invalid"
     out = r.stdout.splitlines()
-    assert out[0].startswith(f"INVALID {missing}: no cassette at this path (")
-    assert out[1].startswith(f"OK {cassette} ")
+    assert out[0].startswith(f"ERROR {missing}: no cassette at this path (")
+    assert out[1].startswith(f"INVALID {broken}:2: ")
+    assert out[2].startswith(f"OK {cassette} ")
+    assert run("validate", broken, cassette).returncode == 1
     r = run("inspect", missing)
-    assert r.returncode == 1 and "no cassette at this path" in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith(f"nova-cassette: error: {missing}: no cassette at this path")
+    r = run("inspect", tmp_path)
+    assert r.returncode == 2 and "is a directory" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize(
@@ -221,5 +220,37 @@ def test_bad_usage_exits_2(args: tuple[str, ...]) -> None:
 
 
 def test_help_exits_0() -> None:
-    r = run("--help")
-    assert r.returncode == 0 and "inspect" in r.stdout and "validate" in r.stdout
+    r = run("--help", script=True)  # the installed console script
+    assert r.returncode == 0, r.stderr
+    assert all(cmd in r.stdout for cmd in ("inspect", "validate", "diff", "audio", "timeline"))
+
+
+def test_inspect_says_how_much_audio_is_kept(tmp_path: Path) -> None:
+    elided = write_cli_conversation(tmp_path / "elided.jsonl")
+    kept = write_cli_conversation(tmp_path / "kept.jsonl", options=KEEP_AUDIO)
+    d = json.loads(run("inspect", elided, "--json").stdout)["streams"][0]
+    assert d["user_audio_kept_ms"] == 0 and d["assistant_audio_kept_ms"] == 0
+    assert d["user_audio_ms"] == 3200 and d["assistant_audio_ms"] == 800
+    r = run("inspect", kept)
+    d = json.loads(run("inspect", kept, "--json").stdout)
+    s0 = d["streams"][0]
+    assert s0["user_audio_kept_ms"] == 3200 and s0["assistant_audio_kept_ms"] == 800
+    assert d["sidecar_bytes"] == (tmp_path / "kept.audio").stat().st_size > 0
+    assert "user 3200 ms (speech 1760 ms; kept), assistant 800 ms (kept)" in r.stdout
+    assert "(speech 1760 ms; not kept), assistant 800 ms (not kept)" in run("inspect", elided).stdout
+
+
+def test_inspect_a_cassette_that_breaks_the_rules(tmp_path: Path) -> None:
+    path = tmp_path / "rude.jsonl"
+    with CassetteWriter(path, CassetteHeader(model_id=NOVA_2_SONIC)) as w:
+        w.write_client(0, 0.0, None, f.session_start())
+        w.write_client(0, 0.1, None, f.text_input("nowhere", "hello"))  # no promptStart, no contentStart
+        w.end_stream(0, 0.2, "completed")
+    r = run("inspect", path)
+    assert r.returncode == 2 and r.stdout == ""
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"nova-cassette: error: {path}:4: textInput breaks protocol rule ")
+    assert "`nova-cassette inspect --no-rules` shows the cassette anyway" in line
+    r = run("inspect", path, "--no-rules")
+    assert r.returncode == 0 and "ended: completed" in r.stdout
+    assert run("validate", path).stdout.startswith(f"INVALID {path}:4: textInput breaks protocol rule ")
