@@ -45,7 +45,9 @@ Public API
         Open the first stream: ``sessionStart`` (inference options and turn detection in the
         model's shape), ``promptStart`` (voice, tools, tool choice), the SYSTEM prompt, the chat
         history (``novasonic.builder.prepare_history``: first USER, alternating, limits), then the
-        user AUDIO block. Returns once the service accepted the stream. Retryable failures are
+        user AUDIO block. ``history`` empty keeps what ``update_history`` set before ``start``.
+        Returns once the service accepted the stream. Retryable failures (and a stream that does
+        not open within ``RestartPolicy.open_timeout_s``) are
         retried per ``RestartPolicy``; others raise (``ProtocolViolation`` for input the service
         would reject, e.g. a bad tool schema, the SDK's exception for an HTTP error).
     ``push_audio(audio, sample_rate=16000, num_channels=1)``  (not async)
@@ -54,7 +56,8 @@ Public API
         ignored). Resampled to 16 kHz mono with ``livekit.rtc.AudioResampler`` and sent in 32 ms
         (1024-byte) frames, never inside an open TEXT/TOOL block. Audio pushed while no stream
         can take it (before ``start``, during a recycle or restart) is buffered, up to
-        ``max_buffered_audio_ms`` (oldest dropped beyond). Raises ``SessionClosedError`` after close.
+        ``max_buffered_audio_ms`` (oldest dropped beyond; the same bound holds when a producer
+        pushes faster than the stream sends, so memory stays bounded). Raises ``SessionClosedError`` after close.
     ``await send_text(text)``
         Interactive USER text (Nova 2+; ``UnsupportedInput`` on Nova Sonic 1, where typed text does
         not start a response). Returns once sent. The text block is sent atomically.
@@ -70,7 +73,10 @@ Public API
         Tools and the SYSTEM prompt can only be declared at stream start, so each update recycles
         the stream (at the next quiet point, within ``RecyclePolicy.update_max_wait_s``). Calls
         within ``coalesce_s`` share one recycle. Returns once the new stream is open.
-        ``update_history`` replaces the conversation carried into the next stream.
+        ``update_history`` replaces the conversation carried into the next stream. The start
+        block the update leads to is checked by the rules first: an update the service would
+        refuse (e.g. a tool schema with ``additionalProperties``) raises ``ProtocolViolation``
+        from the call and changes nothing; the session goes on.
     ``await recycle()``
         Recycle now (at the next quiet point, bounded like updates).
     ``interrupt()``
@@ -126,7 +132,18 @@ Lifecycle decisions (each fixes an upstream defect of client-behaviours.md, each
 - Every event the session sends first goes through ``novasonic.rules.InputMachine`` (the same
   rules as the fake server), so input the service would reject fails fast with its text.
 - Nothing is fire-and-forget: the session owns every task it starts and ``aclose`` ends them
-  (PR #7052).
+  (PR #7052). An ``aclose`` cancelled by its caller (``wait_for(aclose(), t)``) closes hard
+  instead of leaving the session CLOSING; a later ``aclose``/``wait_closed`` returns.
+- When a stream replaces another (restart, recycle) and the conversation ends with user input
+  that got no answer (speech transcribed or text typed, the answer cut off before it began), that
+  last USER message is sent to the new stream as interactive text instead of being carried as
+  history, which the model does not answer (Nova 2+, no tool result owed; history passed to
+  ``start``/``update_history`` is never re-sent). LiveKit and Pipecat do the same.
+- The quiet point a recycle waits for also requires no speech in the user's own pushed audio
+  for ``quiet_s`` (``novasonic.audio.VAD_THRESHOLD_RMS``): the service reports speech only after
+  detecting it, so an utterance's start could otherwise go to the old stream.
+- ``update_options(frame_ms=...)`` changes the frame size in place (no short frame mid-stream,
+  resampler state kept).
 """
 
 from .clock import Clock, ManualClock, SystemClock

@@ -45,12 +45,17 @@ def as_pcm(audio: Any, sample_rate: int | None, num_channels: int | None) -> tup
 class AudioInputPump:
     def __init__(self, *, frame_ms: float = 32.0, output_rate: int = INPUT_SAMPLE_RATE) -> None:
         self.output_rate = output_rate
-        self.frame_bytes = max(BYTES_PER_SAMPLE, int(output_rate * frame_ms / 1000) * BYTES_PER_SAMPLE)
+        self.set_frame_ms(frame_ms)
         self._format: tuple[int, int] | None = None
         self._resampler: rtc.AudioResampler | None = None
         self._pending = bytearray()
         self.bytes_in = 0
         self.frames_out = 0
+
+    def set_frame_ms(self, frame_ms: float) -> None:
+        """Cut the following frames to ``frame_ms``; what waits and the resampler state are kept
+        (no short frame, no restarted filter)."""
+        self.frame_bytes = max(BYTES_PER_SAMPLE, int(self.output_rate * frame_ms / 1000) * BYTES_PER_SAMPLE)
 
     def push(self, audio: Any, sample_rate: int | None = None, num_channels: int | None = None) -> list[bytes]:
         """Take audio, return the whole frames now ready."""

@@ -12,7 +12,8 @@ and §4.5 and client-behaviours.md §a.2:
 - corrupt event-stream bytes (``smithy_aws_event_stream`` ``InvalidEventBytes``,
   ``ChecksumMismatch`` and the other framing errors);
 - the output stream ending while the session did not close it (RST_STREAM, GOAWAY, END_STREAM),
-  and a send that fails or times out at the transport (``StreamBroken``).
+  a send that fails or times out at the transport, and a stream that does not open within
+  ``RestartPolicy.open_timeout_s`` (``StreamBroken``).
 
 Everything else — other ``ValidationException`` texts (the same input would fail again),
 ``AccessDeniedException``, ``ResourceNotFoundException``, unknown errors — is not retried and
@@ -66,7 +67,8 @@ class SessionNotStartedError(NovaSonicError):
 
 class StreamBroken(NovaSonicError):
     """The stream ended or stopped accepting input while the session was using it (RST_STREAM,
-    GOAWAY, an unexpected end of the output stream, a send that failed or timed out)."""
+    GOAWAY, an unexpected end of the output stream, a send that failed or timed out, a stream
+    that did not open within ``RestartPolicy.open_timeout_s``)."""
 
 
 class RestartsExhausted(NovaSonicError):

@@ -45,7 +45,7 @@ class _Answered:
 @dataclass(eq=False, slots=True)
 class TextItem(_Answered):
     text: str
-    #: "user" (send_text) or "tool-result" (a tool result carried as text to a new stream).
+    #: "user" (send_text) or "resent" (unanswered user input sent again to a new stream).
     origin: str = "user"
 
 
@@ -87,6 +87,15 @@ class Outbox:
         if isinstance(item, AudioItem):
             self._audio_bytes += len(item.pcm)
         self.notify()
+
+    def discard(self, item: Item) -> None:
+        """Remove ``item`` if it is still waiting."""
+        try:
+            self._items.remove(item)
+        except ValueError:
+            return
+        if isinstance(item, AudioItem):
+            self._audio_bytes -= len(item.pcm)
 
     def take(self) -> Item | None:
         while self._items:

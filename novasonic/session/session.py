@@ -39,9 +39,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..audio import VAD_THRESHOLD_RMS, frame_rms
 from ..builder import EventBuilder, Message, MessageLike, encode_tool_result, prepare_history
 from ..errors import ProtocolViolation
-from ..events import OutputEvent
+from ..events import InputEvent, OutputEvent, Role
 from ..rules import InputMachine, TokenUsage, Turn
 from ..transport import make_client
 from . import events as E
@@ -52,6 +53,7 @@ from .errors import (
     RestartsExhausted,
     SessionClosedError,
     SessionNotStartedError,
+    StreamBroken,
     ToolResultUndeliverable,
     UnsupportedInput,
     describe,
@@ -168,6 +170,9 @@ class NovaSonicSession:
         self._closed = asyncio.Event()
         self._error: BaseException | None = None
         self._finishing = False
+        self._opened_once = False
+        self._history_updated = False
+        self._last_input_speech_at: float | None = None
         self._finish_task: asyncio.Task[None] | None = None
 
     # --- views ---------------------------------------------------------------------------------
@@ -254,7 +259,9 @@ class NovaSonicSession:
     async def start(self, *, history: Iterable[MessageLike] = ()) -> None:
         if self._state is not SessionState.NEW:
             raise RuntimeError(f"start() can be called once (session is {self._state})")
-        self._view.set_history(history)
+        messages = list(history)
+        if messages or not self._history_updated:  # else: what update_history() gave before start
+            self._view.set_history(messages)
         self._state = SessionState.STARTING
         self._start_task = asyncio.create_task(self._connect("start", None), name="novasonic-session-start")
         try:
@@ -301,6 +308,17 @@ class NovaSonicSession:
         if previous is SessionState.NEW:
             await self._finish(None)
             return
+        try:
+            await self._close_gracefully()
+        except asyncio.CancelledError:
+            # The caller gave up (e.g. ``wait_for(aclose(), t)``): close hard rather than leave the
+            # session CLOSING forever with its stream's tasks running (a later aclose() or
+            # wait_closed() would never return).
+            await self._finish(None)
+            raise
+        await self._finish(None)
+
+    async def _close_gracefully(self) -> None:
         for task in (self._start_task, self._run_task):
             if task is not None and task is not asyncio.current_task() and not task.done():
                 task.cancel()
@@ -313,7 +331,6 @@ class NovaSonicSession:
             await stream.close(drain=True, write_timeout=policy.restart.send_timeout_s * 2,
                                read_timeout=policy.recycle.drain_timeout_s)
             self._emit_all(self._view.end_stream(stream.index, "close"))
-        await self._finish(None)
 
     async def _finish(self, error: BaseException | None) -> None:
         """End everything: streams, tasks, pending calls; then ``Closed``. Runs once, in its own
@@ -363,7 +380,11 @@ class NovaSonicSession:
 
     def push_audio(self, audio: Any, sample_rate: int | None = None, num_channels: int | None = None) -> None:
         self._check_open()
-        for frame in self._pump.push(audio, sample_rate, num_channels):
+        frames = self._pump.push(audio, sample_rate, num_channels)
+        if any(frame_rms(f) >= VAD_THRESHOLD_RMS for f in frames):
+            # the user may be talking before the service says so: not a quiet point (recycle)
+            self._last_input_speech_at = self.clock.monotonic()
+        for frame in frames:
             self._outbox.put(AudioItem(frame))
 
     async def send_text(self, text: str) -> None:
@@ -420,10 +441,13 @@ class NovaSonicSession:
 
     async def update_history(self, history: Iterable[MessageLike]) -> None:
         """Replace the conversation carried into the next stream, and recycle onto it."""
+        self._check_open()
         messages = list(history)
         probe = TurnView()
         probe.set_history(messages)  # validates before anything changes
+        self._start_block(self._options, probe.history())  # and the rules accept it
         self._view.set_history(messages)
+        self._history_updated = True
         await self._apply_update({}, "update")
 
     async def recycle(self) -> None:
@@ -433,16 +457,17 @@ class NovaSonicSession:
     async def _apply_update(self, changes: dict[str, Any], reason: str) -> None:
         self._check_open()
         if changes:
-            self._options = self._options.replace(**changes)  # raises on bad input, nothing changed
-            opts = self._options
+            opts = self._options.replace(**changes)  # raises on bad input, nothing changed
+            # what the next stream would start with must pass the rules now: a refused update
+            # fails this call (ProtocolViolation), not the session after its old stream is gone
+            self._start_block(opts, self._view.history())
+            self._options = opts
             if changes.get("credentials") is not None:
                 self._credentials = opts.credentials
             if "max_buffered_audio_ms" in changes:
                 self._outbox.max_audio_bytes = int(INPUT_SAMPLE_RATE * 2 * opts.max_buffered_audio_ms / 1000)
             if "frame_ms" in changes:
-                for frame in self._pump.flush():
-                    self._outbox.put(AudioItem(frame))
-                self._pump = AudioInputPump(frame_ms=opts.frame_ms)
+                self._pump.set_frame_ms(opts.frame_ms)  # no short frame mid-stream
         # every request counts, so only a stream opened after it (with what it changed) answers it
         self._options_version += 1
         if self._state is SessionState.NEW:
@@ -532,7 +557,12 @@ class NovaSonicSession:
         return None, wait
 
     def _quiet(self, now: float) -> bool:
-        return self._view.quiet(now, self._options.recycle.quiet_s)
+        """The service's view (``TurnView.quiet``) and no speech in the user's own audio for
+        ``quiet_s`` (the service reports speech only once it detected it)."""
+        quiet_s = self._options.recycle.quiet_s
+        if self._last_input_speech_at is not None and now - self._last_input_speech_at < quiet_s:
+            return False
+        return self._view.quiet(now, quiet_s)
 
     # --- opening streams -----------------------------------------------------------------------
 
@@ -557,9 +587,46 @@ class NovaSonicSession:
                 return
             except (ProtocolViolation, SessionClosedError, asyncio.CancelledError):
                 raise
+            except TimeoutError:
+                # no response within open_timeout_s: like a stream that broke, worth a new attempt
+                error = StreamBroken(f"opening a stream timed out after {self._options.restart.open_timeout_s:g} s")
+                log.debug("%s", error)
             except Exception as exc:  # noqa: BLE001 - classified at the top of the loop
                 log.debug("opening a stream failed: %s", describe(exc))
                 error = exc
+
+    @staticmethod
+    def _start_block(opts: SessionOptions, history: list[Message]) -> tuple[EventBuilder, InputMachine,
+                                                                             list[InputEvent]]:
+        """The start block of a stream with ``opts`` and ``history``, accepted by a fresh
+        ``InputMachine``: input the service would refuse raises ``ProtocolViolation`` here, with
+        its text. ``update_*`` call it on the new options before changing anything."""
+        builder = EventBuilder(
+            opts.model_id, voice=opts.voice, output_sample_rate=opts.output_sample_rate,
+            input_sample_rate=INPUT_SAMPLE_RATE, inference=opts.inference, endpointing=opts.endpointing,
+            tools=opts.tool_list(), tool_choice=opts.tool_choice, history_limits=opts.history_limits,
+        )
+        start_events = [*builder.start(opts.instructions, history), *builder.audio_start()]
+        machine = InputMachine(opts.model_id)
+        for event in start_events:
+            machine.feed(event)
+        return builder, machine, start_events
+
+    def _unanswered_input(self, opts: SessionOptions, history: list[Message]) -> TextItem | None:
+        """When a stream replaces another and the conversation ends with user input that got no
+        answer (the old stream broke or was recycled right after the user's question), that last
+        USER message is sent to the new stream as interactive text rather than carried as chat
+        history, which the model does not answer (LiveKit and Pipecat do the same). Not on Nova
+        Sonic 1 (no interactive text) and not while a tool result is owed (the result, carried as
+        text, makes the model go on). History given to ``start``/``update_history`` is never re-sent."""
+        if not self._opened_once or not opts.model.interactive_text or self.pending_tool_calls:
+            return None
+        if not self._view.unanswered_user_input():
+            return None
+        prepared = prepare_history(history, opts.history_limits)
+        if not prepared or prepared[-1].role is not Role.USER:
+            return None
+        return TextItem(prepared[-1].text, origin="resent")
 
     async def _open_stream(self, reason: str) -> SonicStream:
         opts = self._options
@@ -567,16 +634,11 @@ class NovaSonicSession:
         index = self._next_index
         self._next_index += 1
         creds = await self._credentials.get_credentials()
-        builder = EventBuilder(
-            opts.model_id, voice=opts.voice, output_sample_rate=opts.output_sample_rate,
-            input_sample_rate=INPUT_SAMPLE_RATE, inference=opts.inference, endpointing=opts.endpointing,
-            tools=opts.tool_list(), tool_choice=opts.tool_choice, history_limits=opts.history_limits,
-        )
         history = self._view.history()
-        start_events = [*builder.start(opts.instructions, history), *builder.audio_start()]
-        machine = InputMachine(opts.model_id)
-        for event in start_events:
-            machine.feed(event)  # input the service would refuse fails here, with its text
+        resend = self._unanswered_input(opts, history)
+        if resend is not None:
+            history = prepare_history(history, opts.history_limits)[:-1]
+        builder, machine, start_events = self._start_block(opts, history)
         carried = len(prepare_history(history, opts.history_limits))
         client = await asyncio.wait_for(
             make_client(region=opts.resolved_region(), endpoint=opts.endpoint, access_key_id=creds.access_key_id,
@@ -598,6 +660,8 @@ class NovaSonicSession:
             if left is not None:
                 stream.credentials_expire_at = stream.opened_at + left
             self._stream = stream
+            if resend is not None:
+                self._outbox.put_front(resend)
             self._outbox.consumer = stream
             self._outbox.notify()
             await stream.wait_started(opts.restart.open_timeout_s)
@@ -606,9 +670,12 @@ class NovaSonicSession:
                 self._stream = None
                 self._outbox.consumer = None
             await stream.abort()
+            if resend is not None:
+                self._outbox.discard(resend)  # the next attempt works it out again
             self._alive.discard(stream)
             self._view.end_stream(index, reason)
             raise
+        self._opened_once = True
         self._emit(E.StreamOpened(stream_index=index, reason=reason, prompt_name=stream.prompt_name,  # type: ignore[arg-type]
                                   history_messages=carried))
         if self._update is not None and self._update.version <= version:
@@ -677,7 +744,7 @@ class NovaSonicSession:
 
     def _on_sent(self, stream: SonicStream, item: Item, as_tool_block: bool) -> None:
         if isinstance(item, TextItem):
-            self._view.add_typed(item.text)
+            self._view.add_typed(item.text, resent=item.origin == "resent")
         elif isinstance(item, ToolResultItem):
             self._tool_answered.add(item.tool_use_id)
             call = self._tool_calls.get(item.tool_use_id)

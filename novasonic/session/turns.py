@@ -51,7 +51,7 @@ class TurnView:
         self._current: _StreamTurns | None = None
         self._next_offset = 0
         self._generation_started: set[int] = set()
-        #: ("msg", Message) | ("typed", str) | ("turn", stream_index, local_index)
+        #: ("msg", Message) | ("typed", str) | ("resent", str) | ("turn", stream_index, local_index)
         self._entries: list[tuple] = []
         self.session_usage = TokenUsage()
         self.last_output_at: float | None = None
@@ -187,8 +187,30 @@ class TurnView:
         """Replace the conversation with ``messages`` (validated: USER/ASSISTANT text)."""
         self._entries = [("msg", _as_message(m)) for m in messages]
 
-    def add_typed(self, text: str) -> None:
-        self._entries.append(("typed", text))
+    def add_typed(self, text: str, *, resent: bool = False) -> None:
+        """Typed USER text as it was sent. ``resent``: text already in the conversation, sent
+        again as input to a new stream (``unanswered_user_input``); it adds no message, it only
+        keeps the service's echo of it from being counted twice."""
+        self._entries.append(("resent" if resent else "typed", text))
+
+    def unanswered_user_input(self) -> bool:
+        """The conversation ends with user input that came in this session (speech or typed
+        text) and got no assistant text. History given to ``set_history`` does not count."""
+        for entry in reversed(self._entries):
+            kind = entry[0]
+            if kind == "msg":
+                return False
+            if kind == "typed":
+                return True
+            if kind == "turn":
+                turn = self._turn(entry[1], entry[2])
+                if turn is None:
+                    continue
+                if turn.assistant_text.strip():
+                    return False
+                if turn.user_text.strip():
+                    return True
+        return False
 
     def history(self) -> list[Message]:
         """The conversation so far, oldest first (unprepared: the builder applies the rules)."""
@@ -201,6 +223,8 @@ class TurnView:
                 last_typed = None
             elif kind == "typed":
                 out.append(Message.user(entry[1]))
+                last_typed = entry[1]
+            elif kind == "resent":
                 last_typed = entry[1]
             else:
                 turn = self._turn(entry[1], entry[2])

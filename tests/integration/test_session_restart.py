@@ -10,7 +10,7 @@ import pytest
 from fakeserver import FakeNovaSonic
 from fakeserver.responders import Script, ScriptedResponder, TurnScript
 from novasonic.models import NOVA_2_SONIC
-from novasonic.session import RestartPolicy, RestartsExhausted, SessionState
+from novasonic.session import RestartPolicy, RestartsExhausted, SessionClosedError, SessionState
 from novasonic.session import events as E
 from tests.helpers.session_driver import SessionDriver
 
@@ -101,7 +101,7 @@ async def test_non_retryable_error_surfaces_without_restart() -> None:
             await d.silence(320)
             await d.speak(1500)
             await d.silence_until(lambda: d.session.closed, what="the session to fail")
-            with pytest.raises(Exception, match="closed|failed"):
+            with pytest.raises(SessionClosedError, match="failed"):
                 d.session.push_audio(bytes(1024))
         opened = len(fake.journal)
     assert opened == 1 and d.count(E.Restarting) == 0
