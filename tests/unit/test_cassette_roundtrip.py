@@ -328,10 +328,12 @@ def operations(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     n_streams = draw(st.integers(1, 2))
     for s in range(n_streams):
         t = 0.0
-        for _ in range(draw(st.integers(1, 40))):
+        for i in range(draw(st.integers(1, 40))):
             t += draw(st.sampled_from([0.0, 0.001, 0.02, 0.5]))
+            # A stream's first operation writes to it (a flush alone opens nothing, and the writer
+            # rightly refuses stream 1 when stream 0 was never written).
             kind = draw(st.sampled_from(["client", "audio_in", "server", "audio_out", "usage", "exception",
-                                         "transport", "note", "flush"]))
+                                         "transport", "note"] + (["flush"] if i else [])))
             if kind == "client":
                 ev = draw(st.sampled_from([f.session_start(), f.prompt_start(), f.content_end("mic"),
                                            f.text_input("sys", "x")]))
