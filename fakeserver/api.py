@@ -9,11 +9,19 @@
 
 Fields: ``endpoint``, ``ca_file``, ``region``, ``access_key_id``, ``secret_access_key``,
 ``journal`` (per-stream record), ``faults`` (add more while running), ``info()`` (the ready-file
-JSON), ``env`` (environment for a client process).
+JSON), ``env`` (environment for a client process), ``replay`` (the cassette replay, when serving
+one).
+
+Cassette replay (``fakeserver.replay``)::
+
+    async with FakeNovaSonic(cassette="cassettes/nova2_tool_call.jsonl", speed=math.inf) as fake:
+        ...
+        assert fake.replay.all_played, fake.replay.report()
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -21,11 +29,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from novasonic.cassette import Cassette
+
 from .clock import ScaledClock
 from .config import ServerConfig
 from .faults import Fault, FaultPlan
 from .handler import StreamHandler
 from .journal import Journal
+from .replay import ReplayConfig, ReplayResponder
 from .responders.base import Responder
 from .responders.scripted import ScriptedResponder
 from .server import FakeServerCore
@@ -38,10 +49,16 @@ class FakeNovaSonic:
     """A running fake Nova Sonic endpoint on loopback TLS + HTTP/2.
 
     ``responder``: what to answer (default: the scripted responder with ``script`` or the default
-    script). ``faults``: fault spec strings or :class:`Fault` objects. ``config``: a full
-    :class:`ServerConfig`; keyword overrides (``speed=``, ``region=``, ``limits=``, ...) are applied
-    on top. ``tls``: user-supplied ``(cert_file, key_file, ca_file)``; default a fresh trustme CA
-    in a temporary directory removed on exit.
+    script). ``cassette``: replay this cassette (a path or a loaded ``Cassette``) instead;
+    ``match_on`` (matcher names or callables, see ``fakeserver.replay.matchers``) and
+    ``replay_config`` (a :class:`~fakeserver.replay.ReplayConfig`) tune it, and ``replay`` is
+    the :class:`~fakeserver.replay.ReplayResponder` (``report()``, ``mismatches``, ``all_played``).
+    The cassette is loaded (and validated against the server's rules) here: a missing, corrupt or
+    truncated cassette raises the loader's error, naming the line. ``faults``: fault spec strings
+    or :class:`Fault` objects. ``config``: a full :class:`ServerConfig`; keyword overrides
+    (``speed=``, ``region=``, ``limits=``, ...) are applied on top. ``tls``: user-supplied
+    ``(cert_file, key_file, ca_file)``; default a fresh trustme CA in a temporary directory
+    removed on exit.
     """
 
     def __init__(
@@ -49,6 +66,9 @@ class FakeNovaSonic:
         *,
         responder: Responder | None = None,
         script: Any = None,
+        cassette: str | os.PathLike[str] | Cassette | None = None,
+        match_on: Any = None,
+        replay_config: ReplayConfig | None = None,
         faults: list[str | Fault] | tuple[str | Fault, ...] = (),
         config: ServerConfig | None = None,
         tls: tuple[str, str, str] | None = None,
@@ -63,6 +83,17 @@ class FakeNovaSonic:
         self.faults = FaultPlan([])
         for f in faults:
             self.add_fault(f)
+        self.replay: ReplayResponder | None = None
+        if cassette is not None:
+            if responder is not None or script is not None:
+                raise ValueError("give either cassette= or responder=/script=, not both")
+            self.replay = ReplayResponder(
+                cassette, match_on=match_on, config=replay_config,
+                load_options={"rules_config": cfg.rules, "limits": cfg.limits},
+            )
+            responder = self.replay
+        elif match_on is not None or replay_config is not None:
+            raise ValueError("match_on= and replay_config= need cassette=")
         self.responder: Responder = responder if responder is not None else ScriptedResponder(script)
         self._tls_arg = tls
         self._tmpdir: str | None = None
@@ -102,6 +133,10 @@ class FakeNovaSonic:
         if self.core is not None:
             await self.core.close()
             self.core = None
+            if self.replay is not None:
+                report = self.replay.report()
+                if not report.all_played:
+                    logging.getLogger("fakeserver.replay").warning("%s", report)
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
@@ -159,6 +194,8 @@ class FakeNovaSonic:
             "port": self.port,
             "speed": self.config.speed,
         }
+        if self.replay is not None:
+            doc["cassette"] = self.replay.path
         if self.session_token:
             doc["session_token"] = self.session_token
         return doc

@@ -4,6 +4,13 @@
 
     python -m fakeserver serve [--host 127.0.0.1] [--port 0] [--speed X] [--ready-file FILE]
                                [--region us-east-1] [--fault SPEC ...] [--seed N] [--log-level info]
+                               [--cassette PATH [--match-on NAME,...] [--replay-ids recorded|fresh]]
+
+Without ``--cassette`` it serves the scripted responder (the default script). With it, it replays
+the cassette (``fakeserver.replay``): each new stream takes the next recorded stream; a loading
+error (missing, corrupt or truncated file) is printed with the line it is about and the process
+exits 2 before listening. Each replay mismatch is logged (the full report) when it happens, and
+the final report (mismatches, unused recorded interactions) is logged to stderr when it stops.
 
 When the server is listening, FILE (written atomically) holds JSON with ``endpoint``, ``ca_file``,
 ``region``, ``access_key_id``, ``secret_access_key`` (and ``port``, ``speed``, ``pid``). The same
@@ -25,8 +32,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from novasonic.cassette import CassetteError
+
 from .api import FakeNovaSonic
 from .faults import Fault
+from .replay import MATCHERS, ReplayConfig
 
 __all__ = ["main", "build_parser"]
 
@@ -65,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-key")
     s.add_argument("--tls-ca")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument("--cassette", type=Path, help="replay this cassette instead of the scripted responder")
+    s.add_argument("--match-on", action="append", default=[], metavar="NAMES",
+                   help="replay matchers, comma-separated (repeatable); 'default' = the lenient defaults; "
+                        f"known: default, {', '.join(MATCHERS)}")
+    s.add_argument("--replay-ids", choices=["recorded", "fresh"], default="recorded",
+                   help="service ids a replay sends: the recorded ones (default) or fresh ones")
     return p
 
 
@@ -83,7 +99,15 @@ async def _serve(args: argparse.Namespace) -> int:
             print("error: --tls-cert, --tls-key and --tls-ca go together", file=sys.stderr)
             return 2
         tls = (args.tls_cert, args.tls_key, args.tls_ca)
+    if (args.match_on or args.replay_ids != "recorded") and args.cassette is None:
+        print("error: --match-on and --replay-ids need --cassette", file=sys.stderr)
+        return 2
+    replay: dict = {}
+    if args.cassette is not None:
+        replay = {"cassette": args.cassette, "match_on": args.match_on or None,
+                  "replay_config": ReplayConfig(ids=args.replay_ids)}
     fake = FakeNovaSonic(
+        **replay,
         faults=args.fault,
         tls=tls,
         host=args.host,
@@ -110,6 +134,8 @@ async def _serve(args: argparse.Namespace) -> int:
         print(json.dumps(doc), flush=True)
         await stop.wait()
         logging.getLogger("fakeserver").info("stopping (%d streams served)", fake.journal.opened)
+    if fake.replay is not None and fake.replay.all_played:  # otherwise FakeNovaSonic.close logged the report
+        logging.getLogger("fakeserver.replay").info("%s", fake.replay.report())
     return 0
 
 
@@ -123,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         try:
             return asyncio.run(_serve(args))
-        except ValueError as exc:  # bad configuration (e.g. non-loopback bind)
+        except CassetteError as exc:  # the loader's message names the file and the line
+            print(f"error: cannot replay the cassette: {exc}", file=sys.stderr)
+            return 2
+        except ValueError as exc:  # bad configuration (e.g. non-loopback bind, unknown matcher)
             print(f"error: {exc}", file=sys.stderr)
             return 2
     return 2

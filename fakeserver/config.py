@@ -59,6 +59,10 @@ class ServerConfig:
     None = random. With a seed, ids depend only on the stream's index and its events."""
     input_end_grace_s: float = 30.0
     """Service seconds the responder may take to finish after the client's input ended."""
+    input_end_wall_floor_s: float = 2.0
+    """...but never less than this many wall seconds: on a fast clock (``math.inf``) the grace is
+    0 wall seconds, and a responder still sending its last events (a replayed answer after
+    ``sessionEnd``) must not be cut off by a busy machine."""
     max_journal_streams: int = 10_000
 
     def __post_init__(self) -> None:
@@ -72,6 +76,8 @@ class ServerConfig:
             raise ValueError(f"max_journal_streams must be >= 1 (got {self.max_journal_streams})")
         if self.input_end_grace_s < 0:
             raise ValueError(f"input_end_grace_s must be >= 0 (got {self.input_end_grace_s})")
+        if self.input_end_wall_floor_s < 0:
+            raise ValueError(f"input_end_wall_floor_s must be >= 0 (got {self.input_end_wall_floor_s})")
 
     @property
     def published_credentials(self) -> Credentials:

@@ -9,6 +9,15 @@ exception the service uses (lower-camel ``:exception-type``), or a transport act
 
 Limits run on the server's scaled clock (stream age, idle input) or on input-audio time (a run of
 silent audio), so a compressed clock makes an 8-minute test take seconds.
+
+Besides ``emit``/``fail``, a responder may end the stream the other ways the service does
+(cassette replay needs each of them, as recorded): ``http_error`` (an HTTP error instead of the
+event stream, before the response headers), ``error_frame`` (an unmodeled error message),
+``transport`` (RST_STREAM, GOAWAY, END_STREAM, connection close/reset) and ``emit(...,
+corrupt=...)`` (a frame with a broken CRC, then the end of the stream). Two optional responder
+hooks: ``on_open()`` runs once the stream is admitted, before any input is read (an HTTP error
+at open is answered there), and ``on_rejected(event, rule, message)`` is told about each client
+event the protocol rules reject (the handler still answers it with the service's exception).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from novasonic.errors import EnvelopeError, EventError, FrameError, ProtocolViolation, SignatureError
-from novasonic.events import AudioInput, OutputEvent, UsageEvent, parse_input
+from novasonic.events import AudioInput, InputEvent, OutputEvent, UsageEvent, parse_input
 from novasonic.models import MODELS, ModelInfo
 from novasonic.rules import AudioReceived, Fact, InputMachine, texts
 from novasonic.wire import (
@@ -43,12 +52,12 @@ from .audio import SILENCE_RMS, frame_rms
 from .clock import ScaledClock
 from .config import ServerConfig
 from .faults import DEFAULT_EXCEPTION_TEXTS, Action, Fault, FaultPlan
-from .http_errors import HTTP_ERRORS, send_http_error
+from .http_errors import BEDROCK_NAMESPACE, HTTP_ERRORS, HttpErrorType, send_http_error
 from .journal import Journal, StreamJournal
 from .responders.base import Responder, StreamResponder
 from .stream import ServerStream, StreamReset, TransportError
 
-__all__ = ["StreamHandler", "StreamSession", "ROUTE"]
+__all__ = ["StreamHandler", "StreamSession", "ROUTE", "EVENTSTREAM", "auth_error_answer"]
 
 log = logging.getLogger("fakeserver.handler")
 
@@ -154,6 +163,11 @@ class StreamSession:
     def input_ended(self) -> bool:
         return self._input_ended
 
+    @property
+    def end_reason(self) -> str | None:
+        """How the stream ended (the journal's ``end``), None while it runs."""
+        return self.journal.end
+
     def now(self) -> float:
         """Service seconds since this stream opened."""
         return self.clock.now() - self._t0
@@ -189,11 +203,16 @@ class StreamSession:
             if not self._closed:
                 self.spawn(self._internal_error(exc))
 
-    async def emit(self, event: OutputEvent) -> bool:
-        """Send one output event (applying server-side faults first)."""
+    async def emit(self, event: OutputEvent, *, corrupt: str | None = None) -> bool:
+        """Send one output event (applying server-side faults first). ``corrupt``
+        (``"prelude"``/``"message"``): send it with that CRC broken, then end the stream."""
         if self._closed:
             return False
         name = event.EVENT_NAME or getattr(event, "name", "unknown")
+        if corrupt is not None:
+            if corrupt not in ("prelude", "message"):
+                raise ValueError(f"corrupt must be 'prelude' or 'message' (got {corrupt!r})")
+            self._corrupt_next = corrupt
         fault = self._match_faults("server", name, self._server_counts[name] + 1)
         if fault is not None and fault.action.kind == "corrupt":
             self._corrupt_next = fault.action.part  # this very event goes out corrupted (below)
@@ -224,7 +243,7 @@ class StreamSession:
             if self._corrupt_next is not None:
                 self._corrupt_next = None
                 self.journal.record_server(self.now(), "transport", "corrupt-frame")
-                await self._end_stream("fault:corrupt")
+                await self._end_stream("fault:corrupt" if corrupt is None else "responder:corrupt")
                 return False
         return True
 
@@ -241,6 +260,55 @@ class StreamSession:
                 pass
             self.journal.record_server(self.now(), "exception", member, message)
             self._finish(f"exception:{member}")
+
+    async def error_frame(self, code: str, message: str) -> None:
+        """End the stream with an unmodeled error message (``:message-type: error``); the SDK
+        raises it as an ``UnmodeledEventError``-style error carrying ``code`` and ``message``."""
+        async with self._write_lock:
+            if self._closed:
+                return
+            try:
+                await self._ensure_headers()
+                await self.stream.send_data(encode_error(code, message))
+                await self.stream.end()
+            except TransportError:
+                pass
+            self.journal.record_server(self.now(), "error", code, message)
+            self._finish(f"error:{code}")
+
+    async def http_error(self, error_type: str, message: str | None = None, *, status: int | None = None) -> bool:
+        """Answer with an HTTP error instead of the event stream (``ThrottlingException``, ...).
+        Only possible before the response headers went out: False (nothing sent) after them.
+        A type outside :data:`~fakeserver.http_errors.HTTP_ERRORS` is sent as an unmodeled error
+        with ``status`` (default 500)."""
+        if self._closed or self.stream.headers_sent:
+            return False
+        await self._http_error(error_type, message, status=status)
+        return True
+
+    async def transport(self, action: str, code: int | None = None, *, how: str | None = None) -> None:
+        """End the stream at the transport level: ``rst`` (RST_STREAM ``code``), ``goaway``
+        (GOAWAY ``code`` on the connection, which then closes), ``end-stream`` (END_STREAM
+        without an exception), ``close`` (the connection closes: GOAWAY NO_ERROR and close) or
+        ``reset`` (the TCP connection is dropped). ``how`` is the journal's end reason
+        (default ``responder:<action>``)."""
+        how = how or f"responder:{action}"
+        if action == "end-stream":
+            await self._end_stream(how)
+            return
+        if action not in ("rst", "goaway", "close", "reset"):
+            raise ValueError(f"unknown transport action {action!r}: use rst, goaway, end-stream, close or reset")
+        async with self._write_lock:
+            if self._closed:
+                return
+            self.journal.record_server(self.now(), "transport", action, None if code is None else str(code))
+            if action == "rst":
+                self.stream.reset(code or 0)
+            elif action in ("goaway", "close"):
+                self.stream.goaway(code or 0)
+            else:
+                self.stream.abort_connection()
+            self._finish(how)
 
     # ------------------------------------------------------------------ serving
 
@@ -340,28 +408,28 @@ class StreamSession:
 
         self.machine = InputMachine(self.model.model_id, self.config.rules, self.config.limits, request_id=self.request_id)
         self.responder = self.h.responder.open_stream(self)
+        on_open = getattr(self.responder, "on_open", None)
+        if on_open is not None:
+            await on_open()  # may answer the stream itself (an HTTP error, an exception)
+            if self._closed:
+                return False
         if not self.config.hold_headers_until_first_event:
             await self._ensure_headers()
         return True
 
-    async def _http_error(self, error_type: str, message: str | None) -> bool:
+    async def _http_error(self, error_type: str, message: str | None, *, status: int | None = None) -> bool:
+        kind = HTTP_ERRORS.get(error_type) or HttpErrorType(error_type, status or 500, BEDROCK_NAMESPACE, modeled=False)
         try:
-            await send_http_error(self.stream, error_type, message, request_id=self.request_id)
+            await send_http_error(self.stream, kind, message, request_id=self.request_id, status=status)
         except TransportError:
             pass
-        self.journal.status = HTTP_ERRORS[error_type].status
+        self.journal.status = status or kind.status
         self.journal.record_server(self.now(), "http", error_type, message)
         self._finish(f"http:{self.journal.status}")
         return False
 
     async def _auth_error(self, exc: SignatureError) -> bool:
-        if exc.reason == "unknown-key":
-            return await self._http_error("UnrecognizedClientException", None)
-        if exc.reason == "stale-date":
-            return await self._http_error("InvalidSignatureException", f"Signature expired: {exc}")
-        if exc.reason == "missing-auth":
-            return await self._http_error("AccessDeniedException", "Missing Authentication Token")
-        return await self._http_error("InvalidSignatureException", None)
+        return await self._http_error(*auth_error_answer(exc))
 
     async def _ensure_headers(self) -> None:
         if self.stream.headers_sent:
@@ -402,7 +470,7 @@ class StreamSession:
                 # In-stream signature failures are not in the output union: the service's answer
                 # is UNK; the fake sends the unmodeled error form, which the SDK raises as
                 # UnmodeledEventError (documented in README).
-                await self._error_frame("InvalidSignatureException", f"Chunk signature verification failed: {exc}")
+                await self.error_frame("InvalidSignatureException", f"Chunk signature verification failed: {exc}")
                 raise _StreamOver from None
             self.journal.chunks_verified = self._verifier.frames_verified
         else:
@@ -425,6 +493,7 @@ class StreamSession:
             self.machine.fail(violation)
             # No typed event exists, but the journal still shows what broke which rule.
             self.journal.record_rejected(self.now(), violation.event_name or "(unparsable)", violation.rule)
+            await self._tell_rejected(None, violation)
             await self._violation(violation, str(exc))
             raise _StreamOver from None
         # No need to wake the watchdog: it re-reads _last_input_t when its current wait (until the
@@ -439,6 +508,7 @@ class StreamSession:
             facts = self.machine.feed(event)
         except ProtocolViolation as violation:
             self.journal.record_client(self.now(), event, verdict=violation.rule)
+            await self._tell_rejected(event, violation)
             await self._violation(violation, None)
             raise _StreamOver from None
         self.journal.record_client(self.now(), event)
@@ -457,6 +527,17 @@ class StreamSession:
             await self._apply(fault.action)
         if self._closed:
             raise _StreamOver
+
+    async def _tell_rejected(self, event: InputEvent | None, violation: ProtocolViolation) -> None:
+        """Tell a responder with the optional ``on_rejected`` hook (the cassette replay reports
+        it); the handler answers the violation itself right after."""
+        hook = getattr(self.responder, "on_rejected", None)
+        if hook is None:
+            return
+        try:
+            await hook(event, violation.rule, violation.message)
+        except Exception:
+            log.exception("stream %d: responder on_rejected failed", self.stream_index)
 
     async def _ensure_headers_for_first_event(self) -> None:
         if not self.stream.headers_sent:
@@ -496,7 +577,7 @@ class StreamSession:
         if self.responder is not None:
             try:
                 grace = self.clock.to_wall(self.config.input_end_grace_s)
-                await asyncio.wait_for(self.responder.on_input_end(), timeout=max(grace, 0.05))
+                await asyncio.wait_for(self.responder.on_input_end(), timeout=max(grace, self.config.input_end_wall_floor_s))
             except TimeoutError:
                 log.warning("stream %d: responder did not finish after input end", self.stream_index)
         await self._complete()
@@ -521,19 +602,6 @@ class StreamSession:
     async def _violation(self, v: ProtocolViolation, detail: str | None) -> None:
         log.info("stream %d: %s%s", self.stream_index, v, f" ({detail})" if detail else "")
         await self.fail(v.exception_type, v.message)
-
-    async def _error_frame(self, code: str, message: str) -> None:
-        async with self._write_lock:
-            if self._closed:
-                return
-            try:
-                await self._ensure_headers()
-                await self.stream.send_data(encode_error(code, message))
-                await self.stream.end()
-            except TransportError:
-                pass
-            self.journal.record_server(self.now(), "error", code, message)
-            self._finish(f"error:{code}")
 
     # ------------------------------------------------------------------ limits and time faults
 
@@ -608,18 +676,8 @@ class StreamSession:
             self._corrupt_next = action.part
             # The next output frame goes out corrupted; if nothing else is due, send one now.
             await self.emit(_filler_event(self))
-        elif kind == "rst":
-            async with self._write_lock:
-                if not self._closed:
-                    self.journal.record_server(self.now(), "transport", "rst", str(action.code))
-                    self.stream.reset(action.code)
-                    self._finish("fault:rst")
-        elif kind == "goaway":
-            async with self._write_lock:
-                if not self._closed:
-                    self.journal.record_server(self.now(), "transport", "goaway", str(action.code))
-                    self.stream.goaway(action.code)
-                    self._finish("fault:goaway")
+        elif kind in ("rst", "goaway"):
+            await self.transport(kind, action.code, how=f"fault:{kind}")
         elif kind == "end":
             await self._end_stream("fault:end")
         elif kind == "http":  # only valid at open; handled there
@@ -679,6 +737,18 @@ class StreamSession:
                 self.stream.reset(0)
             except Exception:
                 pass
+
+
+def auth_error_answer(exc: SignatureError) -> tuple[str, str | None]:
+    """The HTTP error (type, message) the service answers a request-signature failure with
+    (also used by the capture proxy, which checks its clients' signatures the same way)."""
+    if exc.reason == "unknown-key":
+        return "UnrecognizedClientException", None
+    if exc.reason == "stale-date":
+        return "InvalidSignatureException", f"Signature expired: {exc}"
+    if exc.reason == "missing-auth":
+        return "AccessDeniedException", "Missing Authentication Token"
+    return "InvalidSignatureException", None
 
 
 DEFAULT_AGE_TEXT = DEFAULT_EXCEPTION_TEXTS["modelTimeoutException"]

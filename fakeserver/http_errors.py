@@ -119,21 +119,22 @@ HTTP_ERRORS = _table(
 
 async def send_http_error(
     stream: ServerStream,
-    error_type: str,
+    error_type: str | HttpErrorType,
     message: str | None = None,
     *,
     request_id: str | None = None,
     status: int | None = None,
     extra_headers: list[tuple[str, str]] | None = None,
 ) -> str:
-    """Answer ``stream`` with the HTTP-level error ``error_type`` (a key of :data:`HTTP_ERRORS`).
+    """Answer ``stream`` with the HTTP-level error ``error_type`` (a key of :data:`HTTP_ERRORS`, or
+    an :class:`HttpErrorType` for an error outside the table, e.g. one a cassette recorded).
 
     ``message`` defaults to the table's text; ``status`` overrides the table's status (e.g. a
     ``ThrottlingException`` answered as 400). Returns the request id used. The stream is ended;
     DATA the client still sends is discarded by the connection.
     """
     try:
-        kind = HTTP_ERRORS[error_type]
+        kind = error_type if isinstance(error_type, HttpErrorType) else HTTP_ERRORS[error_type]
     except KeyError:
         raise ValueError(f"unknown HTTP error type {error_type!r}; known: {', '.join(HTTP_ERRORS)}") from None
     rid = request_id or str(uuid.uuid4())

@@ -13,6 +13,13 @@ calling ``ctx.emit(output_event)``. Responders never see bytes, frames or HTTP/2
         async def on_event(self, event, facts) -> None: ...   # quick; spawn long work with ctx.spawn
         async def on_input_end(self) -> None: ...             # client finished; return when output is done
         async def aclose(self) -> None: ...                    # stream is over (any reason): stop
+        # optional hooks (looked up with getattr):
+        async def on_open(self) -> None: ...                   # admitted, nothing read yet (HTTP errors here)
+        async def on_rejected(self, event, rule, message) -> None: ...  # the rules rejected a client event
+
+Besides ``emit`` and ``fail``, the context can end a stream every other way the service does:
+``error_frame`` (unmodeled error), ``http_error`` (before the response headers only),
+``transport`` (rst, goaway, end-stream, close, reset) and ``emit(event, corrupt="message")``.
 
 Time: responders wait with ``ctx.sleep(service_seconds)`` (the scaled clock) or, better,
 ``ctx.wait_audio_ms(ms)`` (input-audio time: how much user audio has arrived), which makes
@@ -55,16 +62,39 @@ class StreamContext(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def input_ended(self) -> bool:
+        """The client ended its input (empty signed frame or END_STREAM)."""
+        ...
+
+    @property
+    def end_reason(self) -> str | None:
+        """How the stream ended (``completed``, ``exception:<member>``, ...); None while it runs."""
+        ...
+
     def new_id(self) -> str:
         """A fresh service-side id (completionId, contentId, toolUseId); deterministic per stream."""
         ...
 
-    async def emit(self, event: OutputEvent) -> bool:
-        """Send one output event; False (and nothing sent) once the stream is closed."""
+    async def emit(self, event: OutputEvent, *, corrupt: str | None = None) -> bool:
+        """Send one output event; False (and nothing sent) once the stream is closed.
+        ``corrupt="prelude"|"message"``: send it with that CRC broken, then end the stream."""
         ...
 
     async def fail(self, member: str, message: str, **extra: Any) -> None:
         """End the stream with an in-stream modeled exception (``validationException``, ...)."""
+        ...
+
+    async def error_frame(self, code: str, message: str) -> None:
+        """End the stream with an unmodeled error message (``:error-code``/``:error-message``)."""
+        ...
+
+    async def http_error(self, error_type: str, message: str | None = None, *, status: int | None = None) -> bool:
+        """Answer with an HTTP error instead of the event stream; False once headers were sent."""
+        ...
+
+    async def transport(self, action: str, code: int | None = None, *, how: str | None = None) -> None:
+        """End the stream at the transport level: rst, goaway, end-stream, close or reset."""
         ...
 
     async def sleep(self, service_seconds: float) -> None: ...
