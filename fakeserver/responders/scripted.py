@@ -593,6 +593,13 @@ class ScriptedStream:
         return self._ref_ms
 
     @property
+    def quiet(self) -> bool:
+        """Idle (``wait_idle``'s condition) and the VAD is not inside an utterance: silent input
+        audio cannot make this stream send anything (only a tool result or speech can). The
+        cassette generator sends runs of silence without a round trip per frame while quiet."""
+        return self._is_idle() and not self._vad.in_speech
+
+    @property
     def pending_tool_use_ids(self) -> tuple[str, ...]:
         """Tool calls issued by this stream and not answered yet."""
         return tuple(t for t in self._issued_tools if t not in self._answered_tools and t not in self._dropped_tools)
