@@ -7,8 +7,15 @@
    ``aws_sdk_bedrock_runtime`` client to it, speaks a synthetic user utterance, and prints the
    conversation as it happens: user transcript, assistant text, a tool call answered by the
    client, the follow-up; it writes the assistant audio to ``out/demo-assistant.wav``.
+3. Runs a LiveKit voice agent (``AgentSession`` with ``novasonic.livekit.RealtimeModel``, a
+   ``get_weather`` tool) end to end against the fake server replaying the ``agent_demo`` cassette:
+   a microphone (no room, no LiveKit server: ``novasonic.livekit.testing``) asks for the weather,
+   the agent calls its tool, speaks the answer, and the user talks over it (barge-in). The
+   transcript and the tool call are printed as they happen; what the agent said is written to
+   ``out/demo-agent-assistant.wav``. If the cassette or the replay is not available, the scripted
+   responder plays the same conversation instead, and the demo says so.
 
-Run: ``make demo`` (or ``.venv/bin/python -m novasonic.demo``).
+Run: ``make demo`` (or ``.venv/bin/python -m novasonic.demo``). Only loopback is used.
 """
 
 from __future__ import annotations
@@ -153,9 +160,132 @@ async def _conversation() -> None:
         print(f"  server journal: {s}")
 
 
+AGENT_CASSETTE = Path(__file__).resolve().parent.parent / "cassettes" / "agent_demo.jsonl"
+#: Microphone and playback pace of part 3 (times real time); playback lags like a real speaker.
+MIC_SPEED = 4.0
+PLAYBACK_SPEED = 2.0
+
+
+def _open_demo_server() -> tuple[object, list[tuple[float, float]], str]:
+    """The fake server for part 3: the ``agent_demo`` cassette replayed, else the scripted
+    responder playing the same conversation. Returns (server, user speech positions, source)."""
+    import math
+
+    from fakeserver import FakeNovaSonic
+
+    try:
+        from .livekit.testing import user_speech_segments
+
+        fake = FakeNovaSonic(cassette=AGENT_CASSETTE, speed=math.inf)
+        return fake, user_speech_segments(AGENT_CASSETTE), f"cassette {AGENT_CASSETTE.name} (replayed)"
+    except Exception as exc:  # noqa: BLE001 - any reason the replay cannot run: say it, fall back
+        from fakeserver.responders import Script, ToolCallScript, TurnScript
+
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"  !! the agent_demo cassette cannot be replayed ({type(exc).__name__}: {reason});")
+        print("  !! falling back to the SCRIPTED responder, which plays the same conversation")
+        script = Script([
+            TurnScript("what's the weather in lisbon today?",
+                       tool_call=ToolCallScript("get_weather", {"location": "Lisbon"}, filler=["Let me check."]),
+                       follow_up=lambda r: [f"It's {r.get('sky', 'sunny')} in Lisbon, {r.get('celsius', 24)} degrees "
+                                            "with a light breeze.",
+                                            "It's a great day for a walk along the river, and the evening should "
+                                            "stay warm too."]),
+            TurnScript("thanks, that's all i needed.", ["You're welcome. Enjoy your walk!"]),
+        ])
+        return FakeNovaSonic(script=script, speed=math.inf), [(320.0, 2320.0), (7056.0, 8376.0)], "scripted responder"
+
+
+async def _agent_conversation() -> None:
+    from livekit.agents import Agent, AgentSession, function_tool
+
+    from fakeserver.audio import synth_speech
+
+    from .livekit import RealtimeModel
+    from .livekit.testing import MicInput, SpeakerOutput
+    from .session import StaticCredentials
+
+    print("== 3. A LiveKit voice agent (novasonic.livekit) on the fake server ==")
+    fake, speech, source = _open_demo_server()
+    t0 = asyncio.get_running_loop().time()
+
+    def stamp() -> str:
+        return f"{asyncio.get_running_loop().time() - t0:5.2f}s"
+
+    class WeatherAgent(Agent):
+        def __init__(self) -> None:
+            super().__init__(instructions="You are a friendly weather assistant. Keep answers short.")
+
+        @function_tool
+        async def get_weather(self, location: str) -> dict:
+            """Current weather for a city."""
+            result = {"location": location, "sky": "sunny", "celsius": 24, "wind": "light breeze"}
+            print(f"  {stamp()} [tool]      get_weather(location={location!r}) -> {result}")
+            return result
+
+    async with fake:  # type: ignore[attr-defined]
+        print(f"  fake server at {fake.endpoint}, answering from the {source}")  # type: ignore[attr-defined]
+        model = RealtimeModel.with_nova_sonic_2(
+            endpoint=fake.endpoint, ca_file=fake.ca_file, region=fake.region,  # type: ignore[attr-defined]
+            credentials=StaticCredentials(fake.access_key_id, fake.secret_access_key),  # type: ignore[attr-defined]
+        )
+        # Nova Sonic detects turns and barge-in itself: no local VAD, no echo-cancellation warm-up
+        session = AgentSession(llm=model, vad=None, aec_warmup_duration=None,
+                               turn_handling={"turn_detection": "realtime_llm",
+                                              "interruption": {"resume_false_interruption": False}})
+        mic, speaker = MicInput(speed=MIC_SPEED), SpeakerOutput(playout_speed=PLAYBACK_SPEED)
+        session.input.audio, session.output.audio = mic, speaker
+        assistant: list[object] = []
+
+        def on_transcript(ev) -> None:  # noqa: ANN001
+            if ev.is_final and ev.transcript:
+                print(f"  {stamp()} [user]      {ev.transcript}")
+
+        def on_item(ev) -> None:  # noqa: ANN001
+            item = ev.item
+            if getattr(item, "role", None) == "assistant" and item.text_content:
+                assistant.append(item)
+                print(f"  {stamp()} [assistant] {item.text_content}")
+                if item.interrupted:
+                    said = rt.chat_ctx.get_by_id(item.id) if rt is not None else None
+                    print(f"  {stamp()} [barge-in]  the user spoke over the assistant: playback stopped"
+                          + (f"; the model says it got as far as {said.text_content!r}" if said is not None else ""))
+
+        rt = None
+        session.on("user_input_transcribed", on_transcript)
+        session.on("conversation_item_added", on_item)
+        await session.start(WeatherAgent())
+        rt = session._activity.realtime_llm_session if session._activity else None
+        if rt is not None and hasattr(rt, "buffered_audio_ms"):
+            mic.backlog = lambda: rt.buffered_audio_ms  # real-time microphone: never run ahead of the stream
+        for i, (start, end) in enumerate(speech):
+            mic.play(synth_speech(end - start, 16000, seed=i + 1), sample_rate=16000, at_ms=start)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while len(assistant) < 3 and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        await session.aclose()
+        await model.aclose()
+        for seg in speaker.interrupted_segments:
+            print(f"  barge-in: playback stopped at {seg.position:.2f} s of the {seg.duration:.2f} s received")
+        OUT_DIR.mkdir(exist_ok=True)
+        path = OUT_DIR / "demo-agent-assistant.wav"
+        seconds = speaker.write_wav(path)
+        print(f"  the agent said {seconds:.2f} s of audio -> {path}")
+        replay = getattr(fake, "replay", None)
+        if replay is not None:
+            report = replay.report()
+            print(f"  replay: {'every recorded interaction played' if report.all_played else report}")
+        if len(assistant) < 3:
+            print("  !! the conversation did not complete within 60 s")
+
+
 def main() -> int:
     _show_rules()
     asyncio.run(_conversation())
+    print()
+    asyncio.run(_agent_conversation())
     return 0
 
 
